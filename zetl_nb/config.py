@@ -1,0 +1,128 @@
+"""Lab configuration: ``<home>/zetl.toml``, overridden by ``ZETL_*`` environment variables.
+
+Example ``zetl.toml``::
+
+    account_id = "123456789012"
+    region = "us-east-1"
+    time_scale = 60                 # a "15 minute" refresh ticks every 15 s
+    prerequisite_recheck_seconds = 10
+
+    [databases.orders]              # an external database, registered as an RDS cluster
+    url = "mysql://root@127.0.0.1:3306/shop"
+
+Environment variables win over the file: ``ZETL_ACCOUNT_ID``, ``ZETL_REGION``, ``ZETL_TIME_SCALE``,
+``ZETL_PREREQUISITE_RECHECK_SECONDS``, ``ZETL_RETRY_WINDOW_DAYS``, ``ZETL_DYNAMODB_ENDPOINT``
+(use this DynamoDB endpoint instead of the embedded one), ``ZETL_EMBEDDED_POSTGRES`` (``0`` to not
+register the embedded PostgreSQL) and ``ZETL_EMBEDDED_CLUSTER`` (its cluster name).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .core.errors import ConfigError
+
+CONFIG_FILE = "zetl.toml"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Settings of one Lab home. Defaults are AWS-faithful except where a lab needs speed."""
+
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    #: Compresses refresh cadences (RefreshInterval / time_scale). 1 is faithful.
+    time_scale: float = 1.0
+    #: How often NEEDS_ATTENTION integrations re-check their prerequisites.
+    prerequisite_recheck_seconds: float = 10.0
+    #: How long NEEDS_ATTENTION retries before FAILED (AWS: 7 days).
+    retry_window_days: float = 7.0
+    #: An external DynamoDB endpoint URL; empty means the embedded moto server.
+    dynamodb_endpoint: str = ""
+    #: Register the embedded PostgreSQL as an RDS cluster (started on first use).
+    embedded_postgres: bool = True
+    embedded_cluster: str = "zetl-aurora-postgres"
+    #: External databases: name → URL, each registered as an RDS cluster.
+    databases: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\d{12}", self.account_id):
+            raise ConfigError(
+                f"account_id '{self.account_id}' must be 12 digits, e.g. 123456789012."
+            )
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
+            raise ConfigError(f"region '{self.region}' is not an AWS region name like us-east-1.")
+        if self.time_scale <= 0:
+            raise ConfigError(f"time_scale must be > 0 (1 is real time); got {self.time_scale}.")
+        if self.prerequisite_recheck_seconds <= 0:
+            raise ConfigError("prerequisite_recheck_seconds must be > 0.")
+
+
+_ENV_TYPES = {
+    "time_scale": float,
+    "prerequisite_recheck_seconds": float,
+    "retry_window_days": float,
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(LabConfig)}
+    if name not in kinds:
+        raise ConfigError(
+            f"unknown setting '{name}' in {CONFIG_FILE}; known: {', '.join(sorted(kinds))}."
+        )
+    try:
+        if name in _ENV_TYPES:
+            return float(value)
+        if name == "embedded_postgres":
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() not in {"0", "false", "no", "off", ""}
+    except ValueError as exc:
+        raise ConfigError(f"setting '{name}' must be a number; got {value!r}.") from exc
+    return str(value)
+
+
+def _databases(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[databases] in {CONFIG_FILE} must be a table of [databases.<name>].")
+    out: dict[str, str] = {}
+    for name, entry in raw.items():
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(
+                f'[databases.{name}] needs url = "<scheme>://user@host:port/db", '
+                "e.g. postgresql://postgres@127.0.0.1:5432/shop."
+            )
+        out[str(name)] = url
+    return out
+
+
+def load_config(home: Path, env: Mapping[str, str] | None = None, **overrides: Any) -> LabConfig:
+    """Read ``<home>/zetl.toml``, then ``ZETL_*`` variables, then keyword ``overrides``."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = home / CONFIG_FILE
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+        for key, value in doc.items():
+            if key == "databases":
+                values["databases"] = _databases(value)
+            else:
+                values[key] = _coerce(key, value)
+    for f in fields(LabConfig):
+        var = f"ZETL_{f.name.upper()}"
+        if f.name != "databases" and var in env:
+            values[f.name] = _coerce(f.name, env[var])
+    for key, value in overrides.items():
+        values[key] = value if key == "databases" else _coerce(key, value)
+    return replace(LabConfig(), **values)

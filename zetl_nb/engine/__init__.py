@@ -1,0 +1,1 @@
+"""The integration engine: control plane, lifecycle state machine, prerequisites, scheduler."""

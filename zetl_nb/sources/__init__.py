@@ -1,0 +1,1 @@
+"""Sources: DynamoDB, relational databases (PostgreSQL, MySQL/MariaDB) and SaaS connections."""

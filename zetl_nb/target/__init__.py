@@ -1,0 +1,1 @@
+"""The Iceberg target: the local catalog, table creation and evolution, committing batches."""

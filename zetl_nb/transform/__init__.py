@@ -1,0 +1,1 @@
+"""Transforms between source and target: data filters, identifier rules, type mapping, unnesting."""
