@@ -145,9 +145,16 @@ def resource_property_arn(cp: ControlPlane, resource_arn: str) -> str:
     return f"arn:aws:glue:{cp.region}:{cp.account}:integrationresourceproperty/{uuid.uuid4()}"
 
 
-def catalog_policy(cp: ControlPlane, current: str | None, target_arn: str) -> dict[str, Any]:
-    """The catalog policy with the two zero-ETL statements added for ``target_arn``."""
-    catalog = glue_catalog_arn(cp.region, cp.account)
+def catalog_policy_document(
+    account: str, region: str, target_arn: str, current: str | None = None
+) -> dict[str, Any]:
+    """The Data Catalog policy zero-ETL needs for ``target_arn``, added to ``current``.
+
+    The account may create inbound integrations and ``glue.amazonaws.com`` may authorize them,
+    on the catalog and the target database — the guide's two statements.
+    """
+    catalog = glue_catalog_arn(region, account)
+    root = f"arn:aws:iam::{account}:root"
     statements: list[Any] = []
     if current:
         try:
@@ -158,7 +165,7 @@ def catalog_policy(cp: ControlPlane, current: str | None, target_arn: str) -> di
         {
             "Sid": f"ZeroETLCreate{len(statements)}",
             "Effect": "Allow",
-            "Principal": {"AWS": [_root(cp)]},
+            "Principal": {"AWS": [root]},
             "Action": ["glue:CreateInboundIntegration"],
             "Resource": [catalog, target_arn],
         },
@@ -177,7 +184,7 @@ def _catalog_policy_problem(
     cp: ControlPlane, target: TargetRef, current: str | None, gaps: list[str]
 ) -> Problem:
     catalog = glue_catalog_arn(cp.region, cp.account)
-    policy = json.dumps(catalog_policy(cp, current, target.arn))
+    policy = json.dumps(catalog_policy_document(cp.account, cp.region, target.arn, current))
     params = {"ResourceArn": catalog, "PolicyInJson": policy}
     return Problem(
         "TargetCatalogPolicyMissing",

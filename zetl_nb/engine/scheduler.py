@@ -36,6 +36,7 @@ class Engine:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="zetl-engine", daemon=True)
             self._thread.start()
 
