@@ -7,6 +7,7 @@ each test gets fresh, uniquely named resources and every integration is deleted 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -89,13 +90,11 @@ class Harness:
         return arn
 
     def ready_target(self, db_arn: str) -> None:
-        try:
+        with contextlib.suppress(self.glue.exceptions.ConflictException):
             self.glue.create_integration_resource_property(
                 ResourceArn=db_arn,
                 TargetProcessingProperties={"RoleArn": f"arn:aws:iam::{ACCOUNT}:role/zetl"},
             )
-        except self.glue.exceptions.ConflictException:
-            pass
         self.glue.put_resource_policy(PolicyInJson=json.dumps(catalog_policy_all()))
 
     def integration(self, face: str = "glue", **kw: Any) -> dict[str, Any]:
@@ -139,10 +138,8 @@ class Harness:
         for client in (self.glue, self.rds):
             for integ in client.describe_integrations(MaxRecords=100)["Integrations"]:
                 if integ["Status"].upper() != "DELETING":
-                    try:
+                    with contextlib.suppress(client.exceptions.InvalidIntegrationStateFault):
                         client.delete_integration(IntegrationIdentifier=integ["IntegrationArn"])
-                    except client.exceptions.InvalidIntegrationStateFault:
-                        pass
                 self.wait(integ["IntegrationArn"], "deleted")
 
 
