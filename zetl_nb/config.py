@@ -84,7 +84,7 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, bool):
                 return value
             return str(value).strip().lower() not in {"0", "false", "no", "off", ""}
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # TypeError: a TOML list or table
         raise ConfigError(f"setting '{name}' must be a number; got {value!r}.") from exc
     return str(value)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .config import LabConfig, load_config
 from .core.arn import rds_cluster_arn
-from .core.errors import ConfigError, HomeLockedError, ReadOnlyLabError, ZetlError
+from .core.errors import AwsError, ConfigError, HomeLockedError, ReadOnlyLabError, ZetlError
 from .core.events import EventBus
 from .core.prerequisites import Fix
 from .core.states import IntegrationState
@@ -163,15 +163,20 @@ class Lab:
 
     def service(self, name: str) -> Any:
         """The server-side implementation of ``glue`` or ``rds`` (used by ``zetl-nb serve``)."""
+        from .api.client import ReadOnlyService
+
+        impl: Any
         if name == "glue":
             from .api.glue import GlueService
 
-            return GlueService(self.control)
-        if name == "rds":
+            impl = GlueService(self.control)
+        elif name == "rds":
             from .api.rds import RdsService
 
-            return RdsService(self.control)
-        raise ZetlError(f"zetl_nb implements the glue and rds services, not '{name}'.")
+            impl = RdsService(self.control)
+        else:
+            raise ZetlError(f"zetl_nb implements the glue and rds services, not '{name}'.")
+        return ReadOnlyService(impl) if self.read_only else impl
 
     # -- embedded services --------------------------------------------------------------------
     @property
@@ -299,7 +304,7 @@ class Lab:
             for s in wanted
         }
         deadline = time.monotonic() + timeout
-        arn = self.control.find(identifier).arn
+        arn = self._resolve(identifier)
         while True:
             self.engine.kick()
             integ = self.store.get_integration(arn)
@@ -311,6 +316,16 @@ class Lab:
                     f"integration {arn} is {current}, not {sorted(wanted)}, after {timeout:g} s"
                 )
             time.sleep(0.02)
+
+    def _resolve(self, identifier: str) -> str:
+        """The ARN of a live integration, or of one that has been deleted (from history)."""
+        try:
+            return self.control.find(identifier).arn
+        except AwsError:
+            for change in reversed(self.store.history()):
+                if identifier in (change.arn, change.name, change.arn.rsplit(":", 1)[-1]):
+                    return change.arn
+            raise
 
     def _deleted_stub(self, arn: str) -> Integration:
         last = self.store.history(arn)[-1]

@@ -16,30 +16,46 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 # -- table properties -------------------------------------------------------------------------
 def test_table_properties_lifecycle(harness: Harness) -> None:
     db = harness.database()
-    config = {"UnnestSpec": "TOPLEVEL", "TargetTableName": "orders_v2",
-              "PartitionSpec": [{"FieldName": "created", "FunctionSpec": "day",
-                                 "ConversionSpec": "epoch_milli"},
-                                {"FieldName": "region", "FunctionSpec": "identity"}]}
-    harness.call("glue", "create_integration_table_properties", ResourceArn=db,
-                 TableName="orders", TargetTableConfig=config)
-    got = harness.call("glue", "get_integration_table_properties", ResourceArn=db,
-                       TableName="orders")
+    config = {
+        "UnnestSpec": "TOPLEVEL",
+        "TargetTableName": "orders_v2",
+        "PartitionSpec": [
+            {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "epoch_milli"},
+            {"FieldName": "region", "FunctionSpec": "identity"},
+        ],
+    }
+    harness.call(
+        "glue",
+        "create_integration_table_properties",
+        ResourceArn=db,
+        TableName="orders",
+        TargetTableConfig=config,
+    )
+    got = harness.call(
+        "glue", "get_integration_table_properties", ResourceArn=db, TableName="orders"
+    )
     assert got["TargetTableConfig"] == config and got["TableName"] == "orders"
     with pytest.raises(ClientError) as exc:
-        harness.glue.create_integration_table_properties(ResourceArn=db, TableName="orders",
-                                                         TargetTableConfig=config)
+        harness.glue.create_integration_table_properties(
+            ResourceArn=db, TableName="orders", TargetTableConfig=config
+        )
     assert code(exc) == "ValidationException" and "update_integration" in str(exc.value)
-    harness.call("glue", "update_integration_table_properties", ResourceArn=db,
-                 TableName="orders", TargetTableConfig={"UnnestSpec": "FULL"})
+    harness.call(
+        "glue",
+        "update_integration_table_properties",
+        ResourceArn=db,
+        TableName="orders",
+        TargetTableConfig={"UnnestSpec": "FULL"},
+    )
     got = harness.glue.get_integration_table_properties(ResourceArn=db, TableName="orders")
     assert got["TargetTableConfig"] == {"UnnestSpec": "FULL"}
-    harness.call("glue", "delete_integration_table_properties", ResourceArn=db,
-                 TableName="orders")
+    harness.call("glue", "delete_integration_table_properties", ResourceArn=db, TableName="orders")
     with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
         harness.glue.get_integration_table_properties(ResourceArn=db, TableName="orders")
     with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
         harness.glue.update_integration_table_properties(
-            ResourceArn=db, TableName="orders", TargetTableConfig={"UnnestSpec": "FULL"})
+            ResourceArn=db, TableName="orders", TargetTableConfig={"UnnestSpec": "FULL"}
+        )
 
 
 @pytest.mark.parametrize(
@@ -50,24 +66,34 @@ def test_table_properties_lifecycle(harness: Harness) -> None:
         ({"PartitionSpec": [{"FieldName": f"c{i}"} for i in range(11)]}, "at most 10"),
         ({"PartitionSpec": [{"FieldName": "ts", "FunctionSpec": "week"}]}, "FunctionSpec"),
         ({"PartitionSpec": [{"FieldName": "ts", "FunctionSpec": "hour"}]}, "ConversionSpec"),
-        ({"PartitionSpec": [{"FieldName": "ts", "FunctionSpec": "day",
-                             "ConversionSpec": "unix"}]}, "ConversionSpec"),
+        (
+            {
+                "PartitionSpec": [
+                    {"FieldName": "ts", "FunctionSpec": "day", "ConversionSpec": "unix"}
+                ]
+            },
+            "ConversionSpec",
+        ),
     ],
 )
-def test_table_properties_validation(harness: Harness, config: dict[str, object],
-                                     fragment: str) -> None:
+def test_table_properties_validation(
+    harness: Harness, config: dict[str, object], fragment: str
+) -> None:
     db = harness.database()
     with pytest.raises(ClientError) as exc:
-        harness.glue.create_integration_table_properties(ResourceArn=db, TableName="t",
-                                                         TargetTableConfig=config)
+        harness.glue.create_integration_table_properties(
+            ResourceArn=db, TableName="t", TargetTableConfig=config
+        )
     assert code(exc) == "ValidationException" and fragment in str(exc.value)
 
 
 def test_table_properties_need_a_known_resource(harness: Harness) -> None:
     with pytest.raises(ClientError) as exc:
         harness.glue.create_integration_table_properties(
-            ResourceArn=f"arn:aws:glue:{REGION}:{ACCOUNT}:database/absent", TableName="t",
-            TargetTableConfig={"UnnestSpec": "FULL"})
+            ResourceArn=f"arn:aws:glue:{REGION}:{ACCOUNT}:database/absent",
+            TableName="t",
+            TargetTableConfig={"UnnestSpec": "FULL"},
+        )
     assert code(exc) == "TargetResourceNotFound"
 
 
@@ -75,21 +101,37 @@ def test_table_properties_need_a_known_resource(harness: Harness) -> None:
 def test_resource_property_lifecycle(harness: Harness) -> None:
     db = harness.database(ready=False)
     role = f"arn:aws:iam::{ACCOUNT}:role/target"
-    out = harness.call("glue", "create_integration_resource_property", ResourceArn=db,
-                       TargetProcessingProperties={"RoleArn": role})
+    out = harness.call(
+        "glue",
+        "create_integration_resource_property",
+        ResourceArn=db,
+        TargetProcessingProperties={"RoleArn": role},
+    )
     assert out["ResourcePropertyArn"].startswith(f"arn:aws:glue:{REGION}:{ACCOUNT}:")
     with pytest.raises(harness.glue.exceptions.ConflictException):
         harness.glue.create_integration_resource_property(
-            ResourceArn=db, TargetProcessingProperties={"RoleArn": role})
+            ResourceArn=db, TargetProcessingProperties={"RoleArn": role}
+        )
     kms = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/abcd"
-    upd = harness.call("glue", "update_integration_resource_property", ResourceArn=db,
-                       TargetProcessingProperties={"RoleArn": role, "KmsArn": kms})
+    upd = harness.call(
+        "glue",
+        "update_integration_resource_property",
+        ResourceArn=db,
+        TargetProcessingProperties={"RoleArn": role, "KmsArn": kms},
+    )
     assert upd["TargetProcessingProperties"] == {"RoleArn": role, "KmsArn": kms}
-    listed = harness.call("glue", "list_integration_resource_properties",
-                          Filters=[{"Name": "ResourceArn", "Values": [db]}])
+    listed = harness.call(
+        "glue",
+        "list_integration_resource_properties",
+        Filters=[{"Name": "ResourceArn", "Values": [db]}],
+    )
     assert [p["ResourceArn"] for p in listed["IntegrationResourcePropertyList"]] == [db]
-    assert harness.call("glue", "get_integration_resource_property",
-                        ResourceArn=db)["ResourcePropertyArn"] == out["ResourcePropertyArn"]
+    assert (
+        harness.call("glue", "get_integration_resource_property", ResourceArn=db)[
+            "ResourcePropertyArn"
+        ]
+        == out["ResourcePropertyArn"]
+    )
     harness.call("glue", "delete_integration_resource_property", ResourceArn=db)
     with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
         harness.glue.get_integration_resource_property(ResourceArn=db)
@@ -99,26 +141,36 @@ def test_resource_property_validation(harness: Harness) -> None:
     db = harness.database(ready=False)
     with pytest.raises(ClientError) as exc:
         harness.glue.create_integration_resource_property(
-            ResourceArn=db, TargetProcessingProperties={"RoleArn": "my-role"})
+            ResourceArn=db, TargetProcessingProperties={"RoleArn": "my-role"}
+        )
     assert code(exc) == "ValidationException" and "RoleArn" in str(exc.value)
     with pytest.raises(ClientError) as exc:
         harness.glue.create_integration_resource_property(
-            ResourceArn=db, SourceProcessingProperties={
-                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/src"})
+            ResourceArn=db,
+            SourceProcessingProperties={"RoleArn": f"arn:aws:iam::{ACCOUNT}:role/src"},
+        )
     assert code(exc) == "ValidationException" and "TargetProcessingProperties" in str(exc.value)
     table = harness.table(ready=False)
     out = harness.glue.create_integration_resource_property(
-        ResourceArn=table, SourceProcessingProperties={
-            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/src"})
+        ResourceArn=table,
+        SourceProcessingProperties={"RoleArn": f"arn:aws:iam::{ACCOUNT}:role/src"},
+    )
     assert out["SourceProcessingProperties"]["RoleArn"].endswith("role/src")
 
 
 # -- databases, tables, connections, policy ---------------------------------------------------
 def test_database_lifecycle(harness: Harness) -> None:
     name = unique("Sales_")  # Glue stores database names in lower case
-    harness.call("glue", "create_database", DatabaseInput={
-        "Name": name, "Description": "sales", "LocationUri": "file:///tmp/sales",
-        "Parameters": {"owner": "analytics"}})
+    harness.call(
+        "glue",
+        "create_database",
+        DatabaseInput={
+            "Name": name,
+            "Description": "sales",
+            "LocationUri": "file:///tmp/sales",
+            "Parameters": {"owner": "analytics"},
+        },
+    )
     db = harness.call("glue", "get_database", Name=name)["Database"]
     assert db["Name"] == name.lower()
     assert db["Description"] == "sales" and db["LocationUri"] == "file:///tmp/sales"
@@ -127,8 +179,12 @@ def test_database_lifecycle(harness: Harness) -> None:
         harness.glue.create_database(DatabaseInput={"Name": name})
     names = [d["Name"] for d in harness.call("glue", "get_databases")["DatabaseList"]]
     assert name.lower() in names
-    harness.call("glue", "update_database", Name=name,
-                 DatabaseInput={"Name": name, "Description": "sales v2"})
+    harness.call(
+        "glue",
+        "update_database",
+        Name=name,
+        DatabaseInput={"Name": name, "Description": "sales v2"},
+    )
     assert harness.glue.get_database(Name=name)["Database"]["Description"] == "sales v2"
     harness.call("glue", "delete_database", Name=name)
     with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
@@ -156,10 +212,19 @@ def test_tables_of_a_database(harness: Harness) -> None:
 
 def test_connections(harness: Harness) -> None:
     name = unique("pgconn")
-    harness.call("glue", "create_connection", ConnectionInput={
-        "Name": name, "ConnectionType": "JDBC", "ConnectionProperties": {
-            "JDBC_CONNECTION_URL": "jdbc:postgresql://127.0.0.1/db", "USERNAME": "u",
-            "PASSWORD": "secret"}})
+    harness.call(
+        "glue",
+        "create_connection",
+        ConnectionInput={
+            "Name": name,
+            "ConnectionType": "JDBC",
+            "ConnectionProperties": {
+                "JDBC_CONNECTION_URL": "jdbc:postgresql://127.0.0.1/db",
+                "USERNAME": "u",
+                "PASSWORD": "secret",
+            },
+        },
+    )
     got = harness.call("glue", "get_connection", Name=name, HidePassword=True)["Connection"]
     assert "PASSWORD" not in got["ConnectionProperties"] and got["ConnectionType"] == "JDBC"
     full = harness.glue.get_connection(Name=name)["Connection"]
@@ -167,8 +232,9 @@ def test_connections(harness: Harness) -> None:
     listed = harness.call("glue", "get_connections", Filter={"ConnectionType": "JDBC"})
     assert name in [c["Name"] for c in listed["ConnectionList"]]
     with pytest.raises(harness.glue.exceptions.AlreadyExistsException):
-        harness.glue.create_connection(ConnectionInput={
-            "Name": name, "ConnectionType": "JDBC", "ConnectionProperties": {}})
+        harness.glue.create_connection(
+            ConnectionInput={"Name": name, "ConnectionType": "JDBC", "ConnectionProperties": {}}
+        )
     with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
         harness.glue.get_connection(Name=unique("absent"))
 
@@ -185,7 +251,8 @@ def test_resource_policy_conditions(harness: Harness) -> None:
     with pytest.raises(ClientError) as exc:
         harness.glue.put_resource_policy(PolicyInJson=policy, PolicyHashCondition="stale")
     assert code(exc) == "ConditionCheckFailureException"
-    second = harness.glue.put_resource_policy(PolicyInJson=policy,
-                                              PolicyHashCondition=first["PolicyHash"])
+    second = harness.glue.put_resource_policy(
+        PolicyInJson=policy, PolicyHashCondition=first["PolicyHash"]
+    )
     got = harness.call("glue", "get_resource_policy")
     assert got["PolicyHash"] == second["PolicyHash"]

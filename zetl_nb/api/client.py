@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..core.errors import AwsError
+from ..core.errors import AwsError, ReadOnlyLabError
 from . import model
 
 
@@ -26,6 +26,28 @@ class Service(Protocol):
         ...
 
     def supports(self, operation: str) -> bool: ...
+
+
+_READ_PREFIXES = ("Get", "Describe", "List")
+
+
+class ReadOnlyService:
+    """A service that refuses every operation that would change the Lab."""
+
+    def __init__(self, inner: Service) -> None:
+        self.inner = inner
+        self.service_name = inner.service_name
+
+    def supports(self, operation: str) -> bool:
+        return self.inner.supports(operation)
+
+    def dispatch(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if not operation.startswith(_READ_PREFIXES):
+            raise ReadOnlyLabError(
+                f"{self.service_name}.{operation} would change this Lab, which is attached "
+                "read-only; make the call from the process that opened the Lab for writing."
+            )
+        return self.inner.dispatch(operation, params)
 
 
 def _exceptions(service: str) -> Any:

@@ -34,7 +34,8 @@ class Arn:
     @classmethod
     def parse(cls, text: str, field: str = "Arn") -> Arn:
         """Parse ``text``; a malformed ARN raises a ``ValidationException`` naming ``field``."""
-        m = _ARN.match(text or "")
+        # fullmatch: `$` alone would accept (and silently drop) a trailing newline.
+        m = _ARN.fullmatch(text or "")
         if not m:
             raise validation(
                 f"{field} '{text}' is not a valid ARN. Expected "

@@ -25,13 +25,19 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _strings(value: Any) -> list[str]:
+    # PutResourcePolicy checks only the outline of a document: a number or object where a string
+    # belongs matches nothing rather than crashing the prerequisite check.
+    return [v for v in _as_list(value) if isinstance(v, str)]
+
+
 def _principal_matches(stmt_principal: Any, principal: Mapping[str, str]) -> bool:
     if stmt_principal == "*":
         return True
     if not isinstance(stmt_principal, dict):
         return False
     for kind, value in principal.items():
-        for candidate in _as_list(stmt_principal.get(kind)):
+        for candidate in _strings(stmt_principal.get(kind)):
             if candidate == "*" or candidate == value:
                 return True
             # An account root principal covers everything in that account.
@@ -80,9 +86,12 @@ def missing_actions(
     for stmt in statements:
         if not _principal_matches(stmt.get("Principal"), principal):
             continue
-        if not _matches_any(_as_list(stmt.get("Resource")), resource, case_sensitive=True):
+        if not _matches_any(_strings(stmt.get("Resource")), resource, case_sensitive=True):
             continue
-        acts = _as_list(stmt.get("Action"))
+        acts = _strings(stmt.get("Action"))
         hits = {a for a in wanted if _matches_any(acts, a, case_sensitive=False)}
-        (denied if stmt.get("Effect") == "Deny" else allowed).update(hits)
+        if stmt.get("Effect") == "Deny":
+            denied.update(hits)
+        elif stmt.get("Effect") == "Allow":  # anything else grants nothing, as in IAM
+            allowed.update(hits)
     return [a for a in wanted if a not in allowed or a in denied]

@@ -33,7 +33,7 @@ class FilterRule:
         )
 
     def __str__(self) -> str:
-        parts = ".".join(p if re.fullmatch(r"[\w*$]+", p) else f'"{p}"' for p in self.pattern)
+        parts = ".".join(_quote(p) for p in self.pattern)
         return f"{'include' if self.include else 'exclude'}: {parts}"
 
 
@@ -71,6 +71,13 @@ class DataFilter:
 
     def __str__(self) -> str:
         return ", ".join(str(r) for r in self.rules)
+
+
+def _quote(part: str) -> str:
+    """A pattern part as the parser reads it back: quoted (``"`` doubled) unless a plain word."""
+    if re.fullmatch(r"[\w*$]+", part):
+        return part
+    return '"' + part.replace('"', '""') + '"'
 
 
 def _example(levels: int) -> str:
