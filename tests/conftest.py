@@ -237,3 +237,12 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         h = Harness("http", home, {s: server.client(s) for s in ("glue", "rds", "dynamodb")})
     yield h
     h.reset()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On CI nothing may skip: a skipped test fails the run, loudly."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if os.environ.get("CI") and skipped:
+        print(f"\nCI: {skipped} test(s) skipped; on CI every test must run.", file=sys.stderr)
+        session.exitstatus = 1
