@@ -59,33 +59,61 @@ def main() -> None:
     dynamo_start = time.perf_counter() - t0
     glue = lab.client("glue")
     glue.create_database(DatabaseInput={"Name": "bench", "LocationUri": "/tmp/bench"})
-    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName="t",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+    )
     with LocalEndpoint(lab) as url:
+
         def remote(name: str) -> Any:
-            return boto3.client(name, endpoint_url=url, region_name="us-east-1",  # type: ignore[call-overload]
-                                aws_access_key_id="x", aws_secret_access_key="x")
+            return boto3.client(
+                name,
+                endpoint_url=url,
+                region_name="us-east-1",
+                aws_access_key_id="x",
+                aws_secret_access_key="x",
+            )
 
         rglue, rddb = remote("glue"), remote("dynamodb")
         limit = _per_call(lambda: rddb.describe_table(TableName="t"))
         for op, local_fn, remote_fn in [
             ("describe_integrations", glue.describe_integrations, rglue.describe_integrations),
-            ("get_database", lambda: glue.get_database(Name="bench"),
-             lambda: rglue.get_database(Name="bench")),
+            (
+                "get_database",
+                lambda: glue.get_database(Name="bench"),
+                lambda: rglue.get_database(Name="bench"),
+            ),
         ]:
-            rows.append((f"`glue.{op}` in-process", _per_call(local_fn), limit,
-                         "moto `describe_table` over HTTP"))
-            rows.append((f"`glue.{op}` over HTTP (boto3 → serve)", _per_call(remote_fn), limit,
-                         "moto `describe_table` over HTTP"))
+            rows.append(
+                (
+                    f"`glue.{op}` in-process",
+                    _per_call(local_fn),
+                    limit,
+                    "moto `describe_table` over HTTP",
+                )
+            )
+            rows.append(
+                (
+                    f"`glue.{op}` over HTTP (boto3 → serve)",
+                    _per_call(remote_fn),
+                    limit,
+                    "moto `describe_table` over HTTP",
+                )
+            )
     lab.close()
-    print(f"Lab() on a new home: {opened * 1000:.0f} ms; "
-          f"embedded DynamoDB endpoint start: {dynamo_start * 1000:.0f} ms\n")
+    print(
+        f"Lab() on a new home: {opened * 1000:.0f} ms; "
+        f"embedded DynamoDB endpoint start: {dynamo_start * 1000:.0f} ms\n"
+    )
     print("| measure | time | practical limit | ratio | limit is |")
     print("|---|---|---|---|---|")
     for name, value, ref, what in rows:
-        print(f"| {name} | {value * 1000:.2f} ms | {ref * 1000:.2f} ms | {value / ref:.2f}× | "
-              f"{what} |")
+        print(
+            f"| {name} | {value * 1000:.2f} ms | {ref * 1000:.2f} ms | {value / ref:.2f}x | "
+            f"{what} |"
+        )
 
 
 if __name__ == "__main__":

@@ -134,6 +134,8 @@ def _walk(glue: Any, ddb: Any, rds: Any, url: str) -> None:
     _relational(glue, rds, db_arn)
     gone = glue.delete_integration(IntegrationIdentifier=arn)
     _say(f"glue.delete_integration → {gone['Status']}; the target database and its data stay")
+    _gone(glue, arn)
+    _say("describe_integrations → IntegrationNotFoundFault: deleted")
     _say(
         f"inbound integrations into lakehouse now: "
         f"{len(glue.describe_inbound_integrations(TargetArn=db_arn)['InboundIntegrations'])}"
@@ -194,3 +196,15 @@ def _relational(glue: Any, rds: Any, db_arn: str) -> None:
     _say(f"rds.describe_integrations → {status} (RDS spells states in lower case)")
     rds.delete_integration(IntegrationIdentifier=integ["IntegrationArn"])
     _say("rds.delete_integration → deleting")
+    _gone(rds, integ["IntegrationArn"])
+
+
+def _gone(client: Any, arn: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.describe_integrations(IntegrationIdentifier=arn)
+        except client.exceptions.IntegrationNotFoundFault:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{arn} was not deleted within {timeout:g} s")

@@ -161,6 +161,8 @@ class LocalEndpoint:
         from werkzeug.serving import make_server
 
         self.lab = lab
+        # One line per request on stderr is noise in a notebook or a demo; errors still show.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(host, port, Gateway(lab), threaded=True)
         self.host = host
         self.port = int(self._server.server_port)
