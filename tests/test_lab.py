@@ -237,3 +237,33 @@ def test_catalog_policy_helper_is_accepted(lab: Lab) -> None:
 
     out = lab.client("glue").put_resource_policy(PolicyInJson=json.dumps(catalog_policy_all()))
     assert out["PolicyHash"]
+
+
+def test_embedded_postgres_starts_on_demand_and_stops_with_the_lab(tmp_path: Path) -> None:
+    import psycopg2
+
+    with Lab(tmp_path / "home") as lab:
+        assert lab._postgres is None  # registered, not started
+        url = lab.database_url("zetl-aurora-postgres")
+        assert url.startswith("postgresql://postgres@127.0.0.1:")
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SHOW wal_level")
+            assert cur.fetchone() == ("logical",)
+        pid = lab.postgres.pid
+    stat = Path(f"/proc/{pid}/stat")
+    # Gone, or a zombie waiting for init to reap it (pg_ctl daemonizes the postmaster).
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"
+
+
+def test_dynamodb_streams_client_is_real_boto3(lab: Lab) -> None:
+    h = local(lab)
+    table = h.table(ready=False)
+    name = table.rsplit("/", 1)[1]
+    h.ddb.put_item(TableName=name, Item={"pk": {"S": "a"}})
+    streams = lab.client("dynamodbstreams")
+    stream_arn = h.ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    it = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    assert [r["eventName"] for r in streams.get_records(ShardIterator=it)["Records"]] == ["INSERT"]
