@@ -27,6 +27,11 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 RECHECK = "0.2"
 
 
+def error_code(exc: pytest.ExceptionInfo[Any]) -> str:
+    """The AWS error code of a raised botocore ClientError."""
+    return str(exc.value.response["Error"]["Code"])
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 

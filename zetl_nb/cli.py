@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +25,28 @@ def _serve(args: argparse.Namespace) -> int:
         raise
 
     def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        # shutdown() waits for serve_forever to return, so it must run off the main thread;
+        # it also works when the signal lands before serve_forever has started.
+        threading.Thread(target=endpoint.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
-    print(
-        f"zetl-nb serve: {endpoint.url}  (home {lab.home}, account {lab.config.account_id}, "
-        f"region {lab.config.region})",
-        flush=True,
-    )
-    print(
-        f'  boto3.client("glue", endpoint_url="{endpoint.url}", region_name='
-        f'"{lab.config.region}")   # Ctrl-C stops',
-        flush=True,
-    )
+    signal.signal(signal.SIGINT, stop)
     try:
+        print(
+            f"zetl-nb serve: {endpoint.url}  (home {lab.home}, account "
+            f"{lab.config.account_id}, region {lab.config.region})",
+            flush=True,
+        )
+        print(
+            f'  boto3.client("glue", endpoint_url="{endpoint.url}", region_name='
+            f'"{lab.config.region}")   # Ctrl-C stops',
+            flush=True,
+        )
         endpoint.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        endpoint.close()
         lab.close()
         print("zetl-nb serve: stopped", flush=True)
     return 0

@@ -7,10 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 from conftest import ACCOUNT, REGION, Harness, cluster_arn, unique
-
-
-def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
+from conftest import error_code as code
 
 
 def test_create_unprepared_needs_attention_then_recovers_by_itself(harness: Harness) -> None:

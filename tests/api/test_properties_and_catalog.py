@@ -7,10 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 from conftest import ACCOUNT, REGION, Harness, unique
-
-
-def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
+from conftest import error_code as code
 
 
 # -- table properties -------------------------------------------------------------------------

@@ -71,12 +71,13 @@ def test_server_side_validation_for_raw_callers(served: tuple[ServeProcess, Path
     assert status == 400 and body["__type"] == "EntityNotFoundException"
 
 
-def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_signal_stops_cleanly(tmp_path: Path, signum: int) -> None:
     server = ServeProcess(tmp_path / "home")
     server.client("dynamodb").list_tables()  # the embedded endpoint is up
     child = json.loads((tmp_path / "home" / "services.json").read_text())
     assert "dynamodb" in child
-    server.proc.send_signal(signal.SIGTERM)
+    server.proc.send_signal(signum)
     assert server.proc.wait(timeout=30) == 0
     assert server.proc.stdout is not None
     assert "stopped" in server.proc.stdout.read()

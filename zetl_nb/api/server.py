@@ -182,9 +182,17 @@ class LocalEndpoint:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
+        """Make ``serve_forever`` return (from another thread, or a signal handler's thread)."""
         self._server.shutdown()
+
+    def close(self) -> None:
+        """Release the listening socket."""
         self._server.server_close()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
