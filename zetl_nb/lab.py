@@ -82,8 +82,10 @@ class Lab:
         )
         self.engine = Engine(self.control, self.config.prerequisite_recheck_seconds)
         self._clients: dict[str, Any] = {}
+        self._query: Any = None
         if not read_only:
             self._register_databases()
+            self.engine.make_source = self._make_source
             self.engine.start()
         atexit.register(self.close)
 
@@ -114,6 +116,8 @@ class Lab:
             return
         self._closed = True
         self.engine.stop()
+        if self._query is not None:
+            self._query.close()
         for svc in (self._dynamodb, self._postgres):
             if svc is not None:
                 svc.stop()
@@ -354,3 +358,92 @@ class Lab:
                 fix.apply()
             self.engine.kick()
         return [f.as_dict() for f in fixes]
+
+    # -- replication --------------------------------------------------------------------------
+    def _make_source(self, integ: Integration) -> Any:
+        from .engine.resources import parse_source
+
+        ref = parse_source(integ.source_arn, self.config.account_id, self.config.region)
+        doc = self.store.get_doc("databases", ref.name)
+        if doc is None:
+            from .sources.base import SourceError
+
+            raise SourceError("SourceNotFound", f"database '{ref.name}' is not registered")
+        url = self.database_url(ref.name)
+        ident = "zetl_" + integ.integration_id.replace("-", "")
+        if doc["Engine"] == "postgres":
+            from .sources.postgres import PostgresSource
+
+            return PostgresSource(url, slot_name=ident, publication_name=ident)
+        from .sources.mysql import MySQLSource
+
+        server_id = 100_000 + int(integ.integration_id.replace("-", "")[:6], 16) % 1_000_000
+        return MySQLSource(url, server_id=server_id)
+
+    def refresh_now(self, identifier: str) -> None:
+        """Trigger a refresh at once; a following :meth:`wait` sees its result."""
+        arn = self._resolve(identifier)
+        runner = self.engine.runners.get(arn)
+        if runner is not None:
+            runner.refresh_now()
+        self.engine.recheck(arn)
+
+    def wait(self, identifier: str, synced: bool = True, timeout: float = 60.0) -> dict[str, Any]:
+        """Block until every replicated table has applied the source position current now.
+
+        Tables in Failed are excluded and reported. Returns a summary; raises ``TimeoutError``
+        (with the integration's status and errors) on timeout, and ``ZetlError`` if the
+        integration is FAILED or deleted.
+        """
+        arn = self._resolve(identifier)
+        deadline = time.monotonic() + timeout
+        target: int | None = None
+        while True:
+            integ = self.store.get_integration(arn)
+            if integ is None:
+                raise ZetlError(f"integration {arn} was deleted")
+            if integ.status == IntegrationState.FAILED.value:
+                raise ZetlError(f"integration {integ.name} is FAILED: {integ.errors}")
+            runner = self.engine.runners.get(arn)
+            active = integ.status == IntegrationState.ACTIVE.value
+            # A relational integration is synced only once its runner caught up.
+            done = active and (not synced or ":rds:" not in integ.source_arn)
+            if runner is not None and active and synced:
+                if target is None and runner.loaded.is_set():
+                    try:
+                        target = runner.current_seq()
+                    except ZetlError:
+                        target = None
+                done = target is not None and runner.caught_up_seq >= target and not runner.syncing
+            if done:
+                return self._summary(integ)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"integration {integ.name} is {integ.status} and not synced "
+                    f"after {timeout:g} s; errors: {integ.errors}"
+                )
+            self.engine.kick()
+            time.sleep(0.05)
+
+    def _summary(self, integ: Integration) -> dict[str, Any]:
+        tables = self.table_states(integ.arn)
+        return {
+            "IntegrationArn": integ.arn,
+            "IntegrationName": integ.name,
+            "Status": integ.status,
+            "Tables": [t for t in tables if t["State"] != "Failed"],
+            "FailedTables": [t for t in tables if t["State"] == "Failed"],
+        }
+
+    def table_states(self, identifier: str) -> list[dict[str, Any]]:
+        """The replicated tables of an integration: target name, state, reason."""
+        arn = self._resolve(identifier)
+        return [doc for key, doc in self.store.docs("table_states") if key.startswith(arn + "|")]
+
+    def sql(self, query: str, params: Any = None) -> Any:
+        """DuckDB SQL over the latest snapshot of every table (``<database>.<table>``)."""
+        if self._query is None:
+            from .query.duck import QueryEngine
+
+            self._query = QueryEngine(self.catalog)
+        return self._query.sql(query, params)

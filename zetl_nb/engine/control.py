@@ -130,7 +130,7 @@ class ControlPlane:
         config = dict(req.get("IntegrationConfig") or {})
         data_filter = req.get("DataFilter")
         if data_filter is not None:
-            data_filter = _check_data_filter(data_filter, source)
+            data_filter = _check_data_filter(data_filter, source, self._engine(source))
         kms = req.get("KmsKeyId", req.get("KMSKeyId"))
         self._check_kms(face, kms, req.get("AdditionalEncryptionContext"))
         refresh = _refresh_interval(config.get("RefreshInterval"), source)
@@ -160,6 +160,11 @@ class ControlPlane:
             self.store.put_integration(integ, record_state=True)
         self._announce(integ, None)
         return integ
+
+    def _engine(self, source: SourceRef) -> str | None:
+        """``postgres`` or ``mysql`` for a registered database source."""
+        doc = registered_database(self.store, source.name) if source.kind == "rds" else None
+        return str(doc["Engine"]) if doc else None
 
     def _check_unique(self, face: Face, name: str, skip: str | None = None) -> None:
         for other in self.integrations(face):
@@ -265,7 +270,9 @@ class ControlPlane:
             if "Description" in req:
                 integ.description = req["Description"]
             if "DataFilter" in req:
-                integ.data_filter = _check_data_filter(req["DataFilter"], source)
+                integ.data_filter = _check_data_filter(
+                    req["DataFilter"], source, self._engine(source)
+                )
             config = req.get("IntegrationConfig") or {}
             if "ContinuousSync" in config and config["ContinuousSync"] != integ.continuous_sync:
                 raise validation(
@@ -359,20 +366,15 @@ def _check_name(name: str, field: str) -> None:
         )
 
 
-def _check_data_filter(text: str, source: SourceRef) -> str:
+def _check_data_filter(text: str, source: SourceRef, engine: str | None) -> str:
+    """Validate ``text`` for the source: PostgreSQL ``db.schema.table``, MySQL ``db.table``."""
     if source.kind == "dynamodb":
         raise validation(
             "DataFilter is not supported for DynamoDB sources: a DynamoDB "
             "integration replicates the whole table. Remove DataFilter."
         )
-    levels = 1 if source.kind == "saas" else 2
-    try:
-        DataFilter.parse(text, levels)
-    except AwsError:
-        if levels == 2:  # PostgreSQL sources name database.schema.table
-            DataFilter.parse(text, 3)
-        else:
-            raise
+    levels = 1 if source.kind == "saas" else 3 if engine == "postgres" else 2
+    DataFilter.parse(text, levels)
     return text
 
 

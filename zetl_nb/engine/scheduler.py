@@ -6,6 +6,10 @@ every ``recheck_seconds`` (AWS: "the integration should automatically recover"),
 prerequisite by hand brings the integration back to ACTIVE by itself, and a target database that
 disappears puts it in NEEDS_ATTENTION. After ``retry_window_seconds`` in NEEDS_ATTENTION it is
 FAILED. DELETING integrations are removed (their target data is kept).
+
+Relational integrations get a :class:`~zetl_nb.engine.replication.RelationalRunner` once ACTIVE;
+its problems (source settings, source down) join the control-plane checks here, and while it
+resyncs a table the integration is SYNCING.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..core.states import IntegrationState
 from .control import ControlPlane
+from .replication import RelationalRunner
 from .store import Integration
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,9 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_check: dict[str, float] = {}
+        self.runners: dict[str, RelationalRunner] = {}
+        #: Builds the source of a relational integration (set by the Lab).
+        self.make_source: Callable[[Integration], Any] | None = None
         cp.on_change = self.recheck_all
 
     def start(self) -> None:
@@ -46,6 +56,14 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        for runner in list(self.runners.values()):
+            runner.stop()
+        self.runners.clear()
+
+    def recheck(self, arn: str) -> None:
+        """Re-check one integration now (its runner's problems changed)."""
+        self._last_check.pop(arn, None)
+        self._wake.set()
 
     def kick(self) -> None:
         """Run a pass now rather than at the next re-check."""
@@ -71,8 +89,12 @@ class Engine:
         for integ in self.cp.store.integrations():
             state = integ.state
             if state is S.DELETING:
+                self._retire(integ)
                 self.cp.transition(integ, S.DELETED)
                 self._last_check.pop(integ.arn, None)
+                continue
+            if state in (S.ACTIVE, S.SYNCING) and _relational(integ):
+                self._ensure_runner(integ)
             elif self._due(integ.arn, state, now):
                 self._check(integ, now)
 
@@ -80,7 +102,7 @@ class Engine:
         if state in (S.CREATING, S.MODIFYING):
             return True
         stale = now - self._last_check.get(arn, 0.0) >= self.recheck_seconds
-        return stale and state in (S.ACTIVE, S.NEEDS_ATTENTION)
+        return stale and state in (S.ACTIVE, S.NEEDS_ATTENTION, S.SYNCING)
 
     def _check(self, integ: Integration, now: float) -> None:
         self._last_check[integ.arn] = now
@@ -97,11 +119,47 @@ class Engine:
                     f"{self.recheck_seconds:g} s.",
                 )
             ]
+        runner = self.runners.get(integ.arn)
+        if runner is not None:
+            problems = problems + runner.problems
         if not problems:
-            self.cp.transition(integ, S.ACTIVE)
+            syncing = runner is not None and runner.syncing
+            self.cp.transition(integ, S.SYNCING if syncing else S.ACTIVE)
             return
         since = integ.attention_since or now
         if integ.state is S.NEEDS_ATTENTION and now - since > self.cp.retry_window_seconds:
             self.cp.transition(integ, S.FAILED, problems)
         else:
             self.cp.transition(integ, S.NEEDS_ATTENTION, problems)
+
+    # -- runners ------------------------------------------------------------------------------
+    def _ensure_runner(self, integ: Integration) -> None:
+        runner = self.runners.get(integ.arn)
+        if (runner is not None and runner.alive) or self.make_source is None:
+            return
+        runner = RelationalRunner(self.cp, integ, self.make_source, self.recheck)
+        self.runners[integ.arn] = runner
+        runner.start()
+
+    def _retire(self, integ: Integration) -> None:
+        """Stop the runner of a deleted integration and drop its slot/publication."""
+        runner = self.runners.pop(integ.arn, None)
+        if runner is not None:
+            runner.stop()
+        if _relational(integ) and self.make_source is not None:
+            try:
+                source = self.make_source(integ)
+                try:
+                    source.drop()
+                finally:
+                    source.close()
+            except Exception:  # the source may be gone for good; deleting must still work
+                log.warning("could not drop replication objects of %s", integ.name, exc_info=True)
+        self.cp.store.delete_doc("replication", integ.arn)
+        for key, _ in self.cp.store.docs("table_states"):
+            if key.startswith(integ.arn + "|"):  # release the target tables it owned
+                self.cp.store.delete_doc("table_states", key)
+
+
+def _relational(integ: Integration) -> bool:
+    return ":rds:" in integ.source_arn

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS resource_properties (resource_arn TEXT PRIMARY KEY, d
 CREATE TABLE IF NOT EXISTS connections (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resource_policies (resource_arn TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS table_states (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS replication (arn TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
@@ -209,4 +211,6 @@ _KEY_COLUMNS = {
     "connections": "name",
     "resource_policies": "resource_arn",
     "databases": "name",
+    "table_states": "key",
+    "replication": "arn",
 }

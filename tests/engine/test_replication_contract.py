@@ -1,0 +1,127 @@
+"""The replication contract, run against every relational source (see ``source`` fixture)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from repl_support import SourceDB, source, uid
+
+__all__ = ["source"]  # the parametrized fixture
+
+
+def test_seed_then_cdc(source: SourceDB) -> None:
+    t = uid()
+    source.pk_table(t)
+    source.execute(
+        *(f"INSERT INTO {t} VALUES ({i}, {i * 10}, {i}.50, 'row {i}')" for i in range(1, 51))
+    )
+    arn = source.integrate(t)
+    summary = source.lab.wait(arn, timeout=90)
+    assert [x["TableName"] for x in summary["Tables"]] == [source.target_name(t)]
+    assert source.target_rows(t) == source.rows(t)
+    source.execute(
+        f"INSERT INTO {t} VALUES (100, 1, 1.00, 'new')",
+        f"UPDATE {t} SET qty = 999, note = 'changed' WHERE id = 2",
+        f"DELETE FROM {t} WHERE id = 3",
+    )
+    source.lab.wait(arn, timeout=60)
+    assert source.target_rows(t) == source.rows(t)
+    assert (2, 999, Decimal("2.50"), "changed") in source.target_rows(t)
+
+
+def test_multi_row_transactions_and_key_updates(source: SourceDB) -> None:
+    t = uid()
+    source.pk_table(t)
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    source.transaction(
+        *(f"INSERT INTO {t} VALUES ({i}, {i}, 1.00, 'x')" for i in range(1, 200)),
+        f"UPDATE {t} SET qty = qty + 1 WHERE id < 50",
+        f"DELETE FROM {t} WHERE id > 150",
+    )
+    source.execute(f"UPDATE {t} SET id = 1000 WHERE id = 7")  # primary-key update
+    source.lab.wait(arn, timeout=60)
+    target = source.target_rows(t)
+    assert target == source.rows(t)
+    ids = [r[0] for r in target]
+    assert 1000 in ids and 7 not in ids and len(ids) == len(set(ids))
+
+
+def test_table_without_primary_key_fails_alone(source: SourceDB) -> None:
+    good, bad = uid(), uid("nopk")
+    source.pk_table(good)
+    source.execute(
+        f"CREATE TABLE {bad} (id int, note text)",
+        f"INSERT INTO {good} VALUES (1, 1, 1.00, 'a')",
+        f"INSERT INTO {bad} VALUES (1, 'a')",
+    )
+    arn = source.integrate(good, bad)
+    summary = source.lab.wait(arn, timeout=90)
+    failed = {t["TableName"]: t["Reason"] for t in summary["FailedTables"]}
+    assert list(failed) == [source.target_name(bad)]
+    assert "primary key" in failed[source.target_name(bad)]
+    assert source.target_rows(good) == source.rows(good)
+
+
+def test_add_column_and_new_table(source: SourceDB) -> None:
+    t, later = uid(), uid("late")
+    source.pk_table(t)
+    source.execute(f"INSERT INTO {t} VALUES (1, 1, 1.00, 'a')")
+    prefix = "postgres.public" if source.kind == "postgres" else "shop"
+    arn = source.integrate(DataFilter=f"include: {prefix}.{t}, include: {prefix}.{later}")
+    source.lab.wait(arn, timeout=90)
+    source.execute(
+        f"ALTER TABLE {t} ADD COLUMN color varchar(20)",
+        f"INSERT INTO {t} VALUES (2, 2, 2.00, 'b', 'red')",
+    )
+    source.pk_table(later)
+    source.execute(f"INSERT INTO {later} VALUES (5, 5, 5.00, 'late')")
+    source.lab.wait(arn, timeout=60)
+    deadline_rows = source.target_rows(t)
+    assert deadline_rows == source.rows(t)
+    assert deadline_rows[-1][-1] == "red"
+    _eventually(lambda: source.target_rows(later) == source.rows(later))
+
+
+def test_filter_excludes(source: SourceDB) -> None:
+    keep, skip = uid("keep"), uid("skip")
+    source.pk_table(keep)
+    source.pk_table(skip)
+    prefix = "postgres.public" if source.kind == "postgres" else "shop"
+    arn = source.integrate(DataFilter=f"include: {prefix}.*, exclude: {prefix}./skip_.*/")
+    summary = source.lab.wait(arn, timeout=90)
+    names = {t["TableName"] for t in summary["Tables"]}
+    assert source.target_name(keep) in names and source.target_name(skip) not in names
+
+
+def test_truncate_empties_target(source: SourceDB) -> None:
+    t = uid()
+    source.pk_table(t)
+    source.execute(f"INSERT INTO {t} VALUES (1, 1, 1.00, 'a'), (2, 2, 2.00, 'b')")
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    source.execute(f"TRUNCATE TABLE {t}", f"INSERT INTO {t} VALUES (3, 3, 3.00, 'c')")
+    source.lab.wait(arn, timeout=60)
+    assert source.target_rows(t) == [(3, 3, Decimal("3.00"), "c")]
+
+
+def test_delete_integration_keeps_data(source: SourceDB) -> None:
+    t = uid()
+    source.pk_table(t)
+    source.execute(f"INSERT INTO {t} VALUES (1, 1, 1.00, 'a')")
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    source.lab.client("rds").delete_integration(IntegrationIdentifier=arn)
+    source.lab.wait_for_status(arn, "deleted", timeout=30)
+    assert source.target_rows(t) == [(1, 1, Decimal("1.00"), "a")]
+
+
+def _eventually(check: object, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.2)
