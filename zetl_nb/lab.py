@@ -350,7 +350,11 @@ class Lab:
         ``apply`` nothing is changed, so you can read the plan first, as in the console.
         """
         integ = self.control.find(identifier)
-        fixes: list[Fix] = [p.fix for p in self.control.problems(integ) if p.fix is not None]
+        problems = self.control.problems(integ)
+        runner = self.engine.runners.get(integ.arn)
+        if runner is not None:  # source settings found by replication (wal_level, binlog, ...)
+            problems += runner.problems
+        fixes: list[Fix] = [p.fix for p in problems if p.fix is not None]
         if apply:
             if self.read_only:
                 raise ReadOnlyLabError("a read-only Lab cannot apply fixes.")

@@ -125,3 +125,91 @@ def _eventually(check: object, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             pytest.fail("condition not reached in time")
         time.sleep(0.2)
+
+
+def test_type_changes_promote_or_resync(source: SourceDB) -> None:
+    t = uid()
+    source.pk_table(t)
+    source.execute(f"INSERT INTO {t} VALUES (1, 1, 1.00, 'a')")
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    seen: list[str] = []
+    source.lab.bus.subscribe(lambda e: seen.append(e.detail["To"]), kind="state")
+    widen = (
+        f"ALTER TABLE {t} ALTER COLUMN qty TYPE bigint"
+        if source.kind == "postgres"
+        else f"ALTER TABLE {t} MODIFY qty bigint"
+    )
+    source.execute(widen, f"INSERT INTO {t} VALUES (2, 5000000000, 2.00, 'big')")
+    source.lab.wait(arn, timeout=60)
+    assert source.target_rows(t) == source.rows(t)
+    to_text = (
+        f"ALTER TABLE {t} ALTER COLUMN qty TYPE text USING qty::text"
+        if source.kind == "postgres"
+        else f"ALTER TABLE {t} MODIFY qty varchar(40)"
+    )
+    source.execute(to_text, f"INSERT INTO {t} VALUES (3, 'three', 3.00, 'txt')")
+    _eventually(lambda: source.target_rows(t) == source.rows(t), timeout=60)
+    source.lab.wait(arn, timeout=60)
+    assert "SYNCING" in seen and seen[-1] == "ACTIVE"
+
+
+def test_drop_table_marks_deleted(source: SourceDB) -> None:
+    a, b = uid(), uid()
+    source.pk_table(a)
+    source.pk_table(b)
+    arn = source.integrate(a, b)
+    source.lab.wait(arn, timeout=90)
+    source.execute(f"DROP TABLE {b}")
+    source.lab.refresh_now(arn)
+    _eventually(
+        lambda: (
+            {t["TableName"]: t["State"] for t in source.lab.table_states(arn)}.get(
+                source.target_name(b)
+            )
+            == "Deleted"
+        )
+    )
+
+
+def test_modifying_the_filter_is_retroactive(source: SourceDB) -> None:
+    a, b = uid(), uid()
+    source.pk_table(a)
+    source.pk_table(b)
+    source.execute(f"INSERT INTO {b} VALUES (1, 1, 1.00, 'b')")
+    arn = source.integrate(a)
+    source.lab.wait(arn, timeout=90)
+    source.lab.client("rds").modify_integration(
+        IntegrationIdentifier=arn, DataFilter=source.filter_for(b)
+    )
+    source.lab.wait_for_status(arn, "active", timeout=30)
+    source.lab.refresh_now(arn)
+    _eventually(
+        lambda: (
+            {t["TableName"]: t["State"] for t in source.lab.table_states(arn)}.get(
+                source.target_name(a)
+            )
+            == "Deleted"
+        )
+    )
+    _eventually(lambda: source.target_rows(b) == source.rows(b))
+
+
+def test_unchanged_toast_values_are_kept(source: SourceDB) -> None:
+    if source.kind != "postgres":
+        return  # TOAST is PostgreSQL's; MySQL's FULL row images always carry every column
+    import secrets
+
+    t = uid()
+    source.pk_table(t)
+    big = secrets.token_hex(8000)  # incompressible, so PostgreSQL stores it out of line
+    source.execute(f"INSERT INTO {t} VALUES (1, 1, 1.00, '{big}')")
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    source.execute(
+        f"INSERT INTO {t} VALUES (2, 2, 2.00, '{big}')",
+        f"UPDATE {t} SET qty = 10 WHERE id IN (1, 2)",
+    )
+    source.lab.wait(arn, timeout=60)
+    assert source.target_rows(t) == source.rows(t)
+    assert all(r[3] == big for r in source.target_rows(t))

@@ -191,3 +191,28 @@ def test_coalesce_equals_sequential_application(changes: list[tuple[str, int, in
         dict(zip(final.column("id").to_pylist(), final.column("v").to_pylist(), strict=True))
     )
     assert result == expected
+
+
+def test_maintenance_compacts_and_keeps_the_checkpoint(catalog: Any) -> None:
+    w = writer(catalog)
+    w.load(iter([]), 0, {"lsn": 0})
+    for i in range(1, 8):
+        w.apply(batch("c", [(i, Decimal(i), f"n{i}")], i))
+    files = len(list(w.table.scan().plan_files()))
+    assert files >= 7
+    assert w.maintain(max_files=4, keep_seconds=0, keep_last=2)
+    w.table.refresh()
+    assert len(list(w.table.scan().plan_files())) == 1
+    assert read_checkpoint(w.table) == (7, {"lsn": 7})
+    assert [r["id"] for r in content(w)] == list(range(1, 8))
+    assert len(list(w.table.snapshots())) <= 3
+
+
+def test_key_update_with_unchanged_toast_takes_the_old_keys_value(catalog: Any) -> None:
+    w = writer(catalog)
+    w.load(iter(batch("r", [(1, Decimal("1"), "big")], 1).rows.to_batches()), 1, {"lsn": 1})
+    old = pa.table(
+        {"id": [1], "amount": pa.nulls(1, pa.decimal128(10, 2)), "note": pa.nulls(1, pa.string())}
+    )
+    w.apply(batch("u", [(9, Decimal("1"))], 2, old_keys=old, unchanged={"note": pa.array([True])}))
+    assert [(r["id"], r["note"]) for r in content(w)] == [(9, "big")]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.changes import ChangeBatch, TableId, TableSchema, TableState
 from ..core.events import Event
 from ..core.prerequisites import Problem
+from ..core.states import IntegrationState
 from ..sources.base import Source, SourceError
 from ..target.deadletters import DeadLetters
 from ..target.naming import assign_names
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MIN_BATCH, MAX_BATCH = 1_000, 100_000
 REDISCOVER_SECONDS = 5.0
+#: Compaction and snapshot expiry run every this many commits of a table.
+MAINTAIN_EVERY = 25
 
 
 @dataclass
@@ -50,6 +53,8 @@ class TableRuntime:
     writer: TableWriter | None = None
     state: str = "ResyncInitiated"
     reason: str = ""
+    estimated_rows: int | None = None
+    commits: int = 0
     counts: Counts = field(default_factory=Counts)
 
 
@@ -73,6 +78,7 @@ class RelationalRunner:
         self.tables: dict[TableId, TableRuntime] = {}
         self.caught_up_seq = -1
         self.loaded = threading.Event()
+        self.finished = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"zetl-{integ.name}", daemon=True)
@@ -145,6 +151,12 @@ class RelationalRunner:
             return
         self._refresh_integration()
         position = self._initial_load(source)
+        if self.integ.continuous_sync is False:
+            # ContinuousSync=false: one snapshot, then stop (the engine does not restart it).
+            self.caught_up_seq = source.seq_of(source.current_position())
+            self.finished = True
+            self._stop.set()
+            return
         self._stream(source, position)
 
     def _refresh_integration(self) -> None:
@@ -186,7 +198,7 @@ class RelationalRunner:
             tid = st.schema.table
             if tid in self.tables:
                 continue
-            rt = TableRuntime(tid, names[tid], st.schema)
+            rt = TableRuntime(tid, names[tid], st.schema, estimated_rows=st.estimated_rows)
             with self.cp.lock:  # claiming a target table is atomic across runners
                 owner = self._owner(ns, rt.target)
                 if owner is None:
@@ -296,7 +308,12 @@ class RelationalRunner:
             self.cp.bus.publish(
                 Event(
                     "progress",
-                    {"IntegrationArn": self.arn, "TableName": rt.target, "RowsDone": done},
+                    {
+                        "IntegrationArn": self.arn,
+                        "TableName": rt.target,
+                        "RowsDone": done,
+                        "EstimatedRows": rt.estimated_rows,
+                    },
                 )
             )
             yield batch
@@ -359,6 +376,9 @@ class RelationalRunner:
                 self._resync(source, rt, str(exc))
                 continue
             rt.counts += counts
+            rt.commits += 1
+            if rt.commits % MAINTAIN_EVERY == 0:
+                rt.writer.maintain()
             if rt.state != "Synced":
                 rt.state = "Synced"
                 self._save_state(rt)
@@ -391,7 +411,7 @@ class RelationalRunner:
     def _resync(self, source: Source, rt: TableRuntime, reason: str) -> None:
         """Drop and reload one table (an incompatible schema change): integration SYNCING."""
         self.syncing = True
-        self.on_problems(self.arn)
+        self._set_state(IntegrationState.SYNCING)
         try:
             ns = self._namespace()
             catalog = self.cp.catalog.catalog
@@ -406,7 +426,17 @@ class RelationalRunner:
             self._load(source, added)
         finally:
             self.syncing = False
-            self.on_problems(self.arn)
+            self._set_state(IntegrationState.ACTIVE)
+
+    def _set_state(self, state: IntegrationState) -> None:
+        """SYNCING while a table resyncs, back to ACTIVE after (if nothing else is wrong)."""
+        current = self.cp.store.get_integration(self.arn)
+        if current is not None and current.state in (
+            IntegrationState.ACTIVE,
+            IntegrationState.SYNCING,
+        ):
+            self.cp.transition(current, state)
+        self.on_problems(self.arn)
 
     def _rediscover(self, source: Source) -> None:
         """DDL is not in the change stream: new tables, dropped tables and filter changes."""

@@ -135,7 +135,7 @@ class Engine:
     # -- runners ------------------------------------------------------------------------------
     def _ensure_runner(self, integ: Integration) -> None:
         runner = self.runners.get(integ.arn)
-        if (runner is not None and runner.alive) or self.make_source is None:
+        if (runner is not None and (runner.alive or runner.finished)) or self.make_source is None:
             return
         runner = RelationalRunner(self.cp, integ, self.make_source, self.recheck)
         self.runners[integ.arn] = runner

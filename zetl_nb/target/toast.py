@@ -22,16 +22,25 @@ def resolve_unchanged(table: Any, batch: ChangeBatch, keys: list[str]) -> pa.Tab
         return rows
     key_lists = [rows.column(k).to_pylist() for k in keys]
     key_of = [tuple(col[i] for col in key_lists) for i in range(rows.num_rows)]
-    wanted = {key_of[i] for i in flagged}
+    # A primary-key update that left a large value alone: the value lives under the old key.
+    source_of = list(key_of)
+    if batch.old_keys is not None:
+        old_lists = [batch.old_keys.column(k).to_pylist() for k in keys]
+        for i in range(rows.num_rows):
+            if old_lists[0][i] is not None:
+                source_of[i] = tuple(col[i] for col in old_lists)
+    wanted = {source_of[i] for i in flagged}
+    chain = wanted | {key_of[i] for i in flagged}
     current = _target_values(table, keys, sorted(wanted, key=repr), list(marked))
     for col, mask in marked.items():
         values = rows.column(col).to_pylist()
         seen: dict[tuple[Any, ...], Any] = {}
         for i, key in enumerate(key_of):
-            if key not in wanted:
+            if key not in chain and source_of[i] not in chain:
                 continue
             if mask[i]:
-                values[i] = seen.get(key, current.get(key, {}).get(col))
+                src = source_of[i]
+                values[i] = seen[src] if src in seen else current.get(src, {}).get(col)
             seen[key] = values[i]
         idx = rows.column_names.index(col)
         rows = rows.set_column(idx, rows.field(col), pa.array(values, rows.field(col).type))

@@ -13,6 +13,7 @@ Rows the target type cannot hold go to the dead-letter table with the reason, ne
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -170,6 +171,38 @@ class TableWriter:
                 tx.append(good, snapshot_properties=props)
         self.seq, self.position = int(props[SEQ_KEY]), dict(batch.position)
         return counts
+
+    def maintain(
+        self, max_files: int = 48, keep_seconds: float = 3600.0, keep_last: int = 20
+    ) -> bool:
+        """Keep commit time flat under continuous CDC: compact small files, expire snapshots.
+
+        Copy-on-write commits leave one small file per batch; when the table has more than
+        ``max_files`` data files they are rewritten as one, in a commit that carries the same
+        checkpoint. Snapshots older than ``keep_seconds`` (beyond the newest ``keep_last``, which
+        time travel in labs uses) are expired. Returns whether it compacted.
+        """
+        snap = self.table.current_snapshot()
+        if snap is None or self.seq is None:
+            return False
+        files = int(
+            (snap.summary.additional_properties or {}).get("total-data-files", "0")
+            if snap.summary
+            else 0
+        )
+        compacted = False
+        if files > max_files:
+            data = self.table.scan().to_arrow()
+            props = _props(self.seq, self.position or {})
+            with self.table.transaction() as tx, _quiet_deletes():
+                tx.overwrite(data, snapshot_properties=props)
+            compacted = True
+        snapshots = sorted(self.table.snapshots(), key=lambda s: s.timestamp_ms)
+        cutoff_ms = (time.time() - keep_seconds) * 1000
+        old = [s.snapshot_id for s in snapshots[:-keep_last] if s.timestamp_ms < cutoff_ms]
+        if old:
+            self.table.maintenance.expire_snapshots().by_ids(old).commit()
+        return compacted
 
     def evolve(self, new: TableSchema) -> None:
         """Add new columns and promote types; SchemaIncompatible when Iceberg cannot."""
