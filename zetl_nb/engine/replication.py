@@ -122,8 +122,21 @@ class RelationalRunner:
                     self._forget_position()
                 self._report([Problem(err.code, err.message)])
             except Exception as exc:  # never let one failure end replication for good
-                log.exception("replication of %s failed", self.integ.name)
-                self._report([Problem("InternalError", f"{type(exc).__name__}: {exc}")])
+                if _driver_error(exc):
+                    log.warning("%s: source connection failed: %s", self.integ.name, exc)
+                    detail = f"{type(exc).__name__}: {str(exc).strip()}"
+                    self._report(
+                        [
+                            Problem(
+                                "SourceUnavailable",
+                                f"Lost the connection to the source ({detail}). Retrying with backoff; "
+                                "check that the database is running and reachable.",
+                            )
+                        ]
+                    )
+                else:
+                    log.exception("replication of %s failed", self.integ.name)
+                    self._report([Problem("InternalError", f"{type(exc).__name__}: {exc}")])
             finally:
                 self._close_source()
             self._stop.wait(backoff)
@@ -273,8 +286,12 @@ class RelationalRunner:
         self._filter_text = self.integ.data_filter
         self._register(states)
         stored = self.cp.store.get_doc("replication", self.arn)
+        # Without a resume position (first start, or the position was lost) every table is
+        # copied again: their checkpoints belong to a stream that can no longer be resumed.
         pending = [
-            rt for rt in self.tables.values() if rt.writer is not None and rt.writer.seq is None
+            rt
+            for rt in self.tables.values()
+            if rt.writer is not None and (stored is None or rt.writer.seq is None)
         ]
         if pending or stored is None:
             self._load(source, pending)  # stores the resume position if there is none yet
@@ -462,6 +479,13 @@ class RelationalRunner:
             rt.writer = None
         self._save_state(rt)
         del self.tables[rt.source]
+
+
+def _driver_error(exc: BaseException) -> bool:
+    """A database driver's connection-level error (the source went away mid-stream)."""
+    return type(exc).__module__.split(".")[0] in {"psycopg2", "pymysql", "pymysqlreplication"} or (
+        isinstance(exc, (ConnectionError, TimeoutError))
+    )
 
 
 def _max_seq(batch: ChangeBatch) -> int:

@@ -95,7 +95,7 @@ class Engine:
                 continue
             if state in (S.ACTIVE, S.SYNCING) and _relational(integ):
                 self._ensure_runner(integ)
-            elif self._due(integ.arn, state, now):
+            if self._due(integ.arn, state, now):
                 self._check(integ, now)
 
     def _due(self, arn: str, state: IntegrationState, now: float) -> bool:
