@@ -129,7 +129,8 @@ class RelationalRunner:
                         [
                             Problem(
                                 "SourceUnavailable",
-                                f"Lost the connection to the source ({detail}). Retrying with backoff; "
+                                f"Lost the connection to the source ({detail}). Retrying with "
+                                "backoff; "
                                 "check that the database is running and reachable.",
                             )
                         ]
