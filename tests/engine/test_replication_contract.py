@@ -118,12 +118,20 @@ def test_delete_integration_keeps_data(source: SourceDB) -> None:
 
 
 def _eventually(check: object, timeout: float = 30) -> None:
+    """Wait until ``check()`` is true; until then it may also raise (e.g. a target table that
+    does not exist yet: PostgreSQL's new tables arrive with the runner's next discovery)."""
     import time
 
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    last: Exception | None = None
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as exc:
+            last = exc
         if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
+            pytest.fail(f"condition not reached in time (last error: {last!r})")
         time.sleep(0.2)
 
 

@@ -1,125 +1,32 @@
 """PostgresSource against private PostgreSQL 16 servers: discovery, prerequisites, snapshot, CDC.
 
-One server for the module, a fresh database (and slot) per test.
+One server for the module, a fresh database (and slot) per test (see ``pg_support``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from datetime import time as clock
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pyarrow as pa
 import pytest
+from pg_support import Db, collect, db, flat, only, pg, private_dir, published
 
-from zetl_nb.core.changes import ChangeBatch, TableId
+from zetl_nb.core.changes import ChangeBatch
 from zetl_nb.services.postgres import EmbeddedPostgres
 from zetl_nb.sources.base import SourceError
 from zetl_nb.sources.pgoutput import parse_lsn
-from zetl_nb.sources.postgres import PostgresSource, PostgresStream
+from zetl_nb.sources.postgres import PostgresSource
 from zetl_nb.transform.datafilter import DataFilter
 
-
-@contextlib.contextmanager
-def private_dir() -> Iterator[Path]:
-    """A temporary directory outside pytest's base temp: another pytest session starting on the
-    machine makes /tmp/pytest-of-<user> private again (0700), and the server's own user (not root)
-    could then no longer reach its data directory to restart."""
-    path = Path(tempfile.mkdtemp(prefix="zetl-pgsource-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[EmbeddedPostgres]:
-    with private_dir() as path:
-        server = EmbeddedPostgres(path / "data")
-        server.start()
-        yield server
-        server.stop()
-
-
-class Db:
-    """A fresh database with a source replicating it."""
-
-    def __init__(self, pg: EmbeddedPostgres, name: str) -> None:
-        self.pg = pg
-        self.name = name
-        self.dsn = pg.dsn(name)
-        self.conn = psycopg2.connect(self.dsn, options="-c TimeZone=UTC")
-        self.conn.autocommit = True
-        self.source = PostgresSource(self.dsn, f"slot_{name}", f"pub_{name}")
-
-    def sql(self, *statements: str, args: Any = None) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        with self.conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement, args)
-                out = list(cur.fetchall()) if cur.description else []
-        return out
-
-    def tid(self, table: str, schema: str = "public") -> TableId:
-        return TableId(self.name, schema, table)
-
-    def start(self, *tables: str) -> tuple[PostgresStream, int]:
-        """Create the slot (snapshot) and stream from it; returns the stream and snapshot seq."""
-        snap = self.source.snapshot([self.tid(t) for t in tables])
-        snap.close()
-        return self.source.stream(snap.position), snap.seq
-
-
-@pytest.fixture
-def db(pg: EmbeddedPostgres, request: pytest.FixtureRequest) -> Iterator[Db]:
-    name = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[-40:]
-    admin = psycopg2.connect(pg.dsn())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    d = Db(pg, name)
-    yield d
-    d.source.drop()
-    d.source.close()
-    d.conn.close()
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.close()
-
-
-def collect(stream: PostgresStream, rows: int, timeout: float = 10.0) -> list[ChangeBatch]:
-    """Poll until ``rows`` changes (a truncate counts one) arrived; then check nothing follows."""
-    batches: list[ChangeBatch] = []
-    deadline = time.monotonic() + timeout
-    while sum(max(len(b), b.truncate) for b in batches) < rows:
-        assert time.monotonic() < deadline, f"only {batches} arrived"
-        batches += stream.poll(10_000, 0.2)
-    assert stream.poll(10_000, 0.1) == []
-    return batches
-
-
-def only(batches: list[ChangeBatch], table: str) -> list[ChangeBatch]:
-    return [b for b in batches if b.table.table == table]
-
-
-def flat(batches: list[ChangeBatch]) -> list[tuple[str, dict[str, Any], int]]:
-    """(op, row, seq) of every change, in order."""
-    return [
-        change
-        for b in batches
-        for change in zip(b.ops.to_pylist(), b.rows.to_pylist(), b.seq.to_pylist(), strict=True)
-    ]
+__all__ = ["db", "pg"]  # fixtures
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -226,6 +133,7 @@ def test_snapshot_and_stream_agree_on_every_type(db: Db) -> None:
     assert types["u"] == ("decimal128(8, 2)", "money2") and types["t"] == ("string", "mood")
     assert types["a"][0] == "int32" and types["d"][0] == "decimal128(38, 10)"
     assert types["k"][0] == "timestamp[us, tz=UTC]" and types["l"][0] == "time64[us]"
+    db.source.publish([state.schema.table])
     snap = db.source.snapshot([state.schema.table])
     copied = pa.Table.from_batches(list(snap.read(state.schema.table)))
     snap.close()
@@ -324,8 +232,9 @@ def test_snapshot_is_exact_under_concurrent_writes(db: Db) -> None:
     db.sql(
         "CREATE TABLE acct (id int PRIMARY KEY, balance int, note text)",
         "INSERT INTO acct SELECT g, g, 'n' || g FROM generate_series(1, 20000) g",
-        "CREATE TABLE marker (id int)",
+        "CREATE TABLE marker (id int PRIMARY KEY)",
     )
+    db.source.publish([db.tid("acct"), db.tid("marker")])
     writes = [0]
     stop = threading.Event()
 
@@ -387,7 +296,9 @@ def test_snapshot_is_exact_under_concurrent_writes(db: Db) -> None:
 def test_a_later_snapshot_reads_fresh_from_the_slot_position(db: Db) -> None:
     db.sql("CREATE TABLE a (id int PRIMARY KEY)", "INSERT INTO a VALUES (1)")
     stream, seq = db.start("a")
-    db.sql("CREATE TABLE b (id int PRIMARY KEY)", "INSERT INTO b VALUES (1), (2)")
+    db.sql("CREATE TABLE b (id int PRIMARY KEY)")
+    db.source.publish([db.tid("a"), db.tid("b")])
+    db.sql("INSERT INTO b VALUES (1), (2)")
     collect(stream, 2)
     stream.ack(stream.position)
     stream.close()  # sends the acknowledgement
@@ -489,18 +400,6 @@ def test_schema_changes_mid_stream_start_a_batch_with_the_new_schema(db: Db) -> 
     stream.close()
 
 
-def test_a_table_created_mid_stream_arrives_with_its_schema(db: Db) -> None:
-    db.sql("CREATE TABLE t (id int PRIMARY KEY)")
-    stream, _ = db.start("t")
-    db.sql("CREATE TABLE fresh (k text PRIMARY KEY, n numeric(5,1) NOT NULL)")
-    db.sql("INSERT INTO fresh VALUES ('a', 1.5)")
-    (batch,) = collect(stream, 1)
-    (state,) = db.source.discover(DataFilter.parse(f"include: {db.name}.public.fresh", 3))
-    assert batch.schema == state.schema and batch.schema.primary_key == ("k",)
-    assert batch.rows.to_pylist() == [{"k": "a", "n": Decimal("1.5")}]
-    stream.close()
-
-
 def test_partition_changes_arrive_under_the_partitioned_table(db: Db) -> None:
     db.sql(
         "CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)",
@@ -523,6 +422,8 @@ def test_quoted_identifiers_survive_snapshot_and_stream(db: Db) -> None:
     table = db.tid('Order "Lines"', "Sales Dept")
     (state,) = db.source.discover(DataFilter.parse(f'include: {db.name}."Sales Dept".*', 3))
     assert state.schema.table == table and state.schema.names == ["Id", "a.b"]
+    db.source.publish([table])
+    assert published(db) == ['Sales Dept.Order "Lines"']
     snap = db.source.snapshot([table])
     assert [b.to_pylist() for b in snap.read(table)] == [[{"Id": 1, "a.b": "x"}]]
     snap.close()
@@ -618,6 +519,8 @@ def test_a_dropped_slot_is_position_lost(db: Db) -> None:
     assert again.value.code == "PositionLost"
     db.source.drop()  # idempotent
     assert db.sql("SELECT count(*) FROM pg_publication") == [(0,)]
+    slots = "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s"
+    assert db.sql(slots, args=(db.source.slot_name,)) == [(0,)]
 
 
 def test_positions_are_lsns(db: Db) -> None:

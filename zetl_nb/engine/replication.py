@@ -84,6 +84,7 @@ class RelationalRunner:
         self._thread = threading.Thread(target=self._run, name=f"zetl-{integ.name}", daemon=True)
         self._source: Source | None = None
         self._filter_text: str | None = None
+        self._published: list[TableId] | None = None  # what source.publish last got
 
     # -- control ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -294,12 +295,24 @@ class RelationalRunner:
             for rt in self.tables.values()
             if rt.writer is not None and (stored is None or rt.writer.seq is None)
         ]
+        self._publish(source, force=True)  # also on a restart: the set may have changed since
         if pending or stored is None:
             self._load(source, pending)  # stores the resume position if there is none yet
         stored = self.cp.store.get_doc("replication", self.arn)
         assert stored is not None
         self.loaded.set()
         return dict(stored["position"])
+
+    def _publish(self, source: Source, force: bool = False) -> None:
+        """Tell the source the tables we replicate (those with a writer) if that set changed.
+
+        Called before new tables are snapshotted: their changes stream from here on and the
+        snapshot holds the ones before (PostgreSQL: only published tables reach the stream).
+        """
+        tables = sorted(tid for tid, rt in self.tables.items() if rt.writer is not None)
+        if force or tables != self._published:
+            source.publish(tables)
+            self._published = tables
 
     def _load(self, source: Source, tables: list[TableRuntime]) -> Mapping[str, Any]:
         reader = source.snapshot([rt.source for rt in tables])
@@ -358,6 +371,7 @@ class RelationalRunner:
             last_discovery = time.monotonic()
             while not self._stop.is_set():
                 target_seq = source.seq_of(source.current_position())
+                sent = _sent(stream)
                 batches = stream.poll(max_rows, max_wait=0.2)
                 rows = sum(len(b) for b in batches)
                 if batches:
@@ -365,7 +379,10 @@ class RelationalRunner:
                     new_position = stream.position
                     self._save_position(new_position, source)
                     stream.ack(new_position)
-                if not batches or max(_max_seq(b) for b in batches) >= target_seq:
+                delivered = sent is None or sent >= target_seq
+                if (batches and max(_max_seq(b) for b in batches) >= target_seq) or (
+                    not batches and delivered
+                ):
                     self.caught_up_seq = max(self.caught_up_seq, target_seq)
                 max_rows = (
                     min(MAX_BATCH, max_rows * 2)
@@ -423,6 +440,7 @@ class RelationalRunner:
         added = self._register(states)
         loadable = [rt for rt in added if rt.writer is not None]
         if loadable:
+            self._publish(source)
             self._load(source, loadable)
         return self.tables.get(table)
 
@@ -441,6 +459,7 @@ class RelationalRunner:
             added = [r for r in self._register(states) if r.writer is not None]
             for r in added:
                 r.reason = f"Resynced after an incompatible schema change: {reason}"
+            self._publish(source)  # a change if the table lost its primary key
             self._load(source, added)
         finally:
             self.syncing = False
@@ -465,10 +484,12 @@ class RelationalRunner:
         if new:
             loadable = [rt for rt in self._register(new) if rt.writer is not None]
             if loadable:
+                self._publish(source)
                 self._load(source, loadable)
         for tid, rt in list(self.tables.items()):
             if tid not in present and rt.state != "Deleted":
                 self._drop_target(rt)
+        self._publish(source)  # after _drop_target: the tables it dropped leave the publication
 
     def _drop_target(self, rt: TableRuntime) -> None:
         """A table dropped at the source, or no longer included by the filter."""
@@ -480,6 +501,12 @@ class RelationalRunner:
             rt.writer = None
         self._save_state(rt)
         del self.tables[rt.source]
+
+
+def _sent(stream: Any) -> int | None:
+    """The stream's delivered position, if the source can tell (see ``ChangeStream``)."""
+    probe = getattr(stream, "sent_seq", None)
+    return probe() if probe is not None else None
 
 
 def _driver_error(exc: BaseException) -> bool:

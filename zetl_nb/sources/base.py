@@ -2,7 +2,8 @@
 
 The engine drives a source in three steps:
 
-1. ``discover(data_filter)`` lists the included tables with their schemas and primary keys;
+1. ``discover(data_filter)`` lists the included tables with their schemas and primary keys, and
+   ``publish(tables)`` names the ones it replicates (PostgreSQL: the publication's tables);
 2. ``snapshot(tables)`` opens a consistent initial copy: ``read(table)`` yields Arrow record
    batches of the table as of the snapshot, and ``position`` is where change capture continues.
    Contract: every change *not* visible in the snapshot arrives from ``stream(position)`` with a
@@ -19,7 +20,7 @@ NEEDS_ATTENTION with that code and retry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import ZetlError
@@ -81,6 +82,12 @@ class ChangeStream(Protocol):
         """Everything up to ``position`` is durably applied; the source may release it."""
         ...
 
+    def sent_seq(self) -> int | None:
+        """The seq up to which the server has delivered changes on this stream (all read, none
+        half-read), or ``None`` if unknown. With it, an empty ``poll`` proves the stream caught
+        up with a source position; without it the engine treats an empty poll as caught up."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -96,6 +103,19 @@ class Source(Protocol):
 
     def discover(self, data_filter: DataFilter) -> list[TableState]:
         """Included tables (views and system schemas excluded), with schema and primary key."""
+        ...
+
+    def publish(self, tables: Sequence[TableId]) -> None:
+        """Name the tables the engine replicates from now on: their changes must reach ``stream``.
+
+        The engine calls it with the tables it replicates (those with a primary key) before it
+        snapshots them, and again whenever that set changes (a table found, dropped, excluded or
+        resynced); it must be idempotent. Changes committed after it returns arrive from
+        ``stream``; a snapshot taken after it returns holds the ones before. PostgreSQL sets its
+        publication's table list (a table in a publication refuses UPDATE and DELETE without a
+        replica identity, so only these tables may be in it). A source that needs no such list
+        (MySQL's binlog carries every table) implements it as a no-op.
+        """
         ...
 
     def snapshot(self, tables: list[TableId]) -> SnapshotReader: ...

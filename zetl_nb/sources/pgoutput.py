@@ -10,8 +10,9 @@ Row images are tuples of column values as the server sent them: ``bytes`` (the c
 output), ``None`` (SQL null) or :data:`UNCHANGED` (a TOASTed value the update did not touch).
 Nothing is parsed per value here; :func:`change_batches` turns transactions into columnar
 :class:`~zetl_nb.core.changes.ChangeBatch` values, collecting each column's texts and converting the
-whole column at once with :func:`cast_text` (Arrow compute kernels), which the snapshot's CSV path
-shares.
+whole column at once with :func:`~zetl_nb.sources.pgtypes.cast_text` (Arrow compute kernels),
+which the snapshot's CSV path shares. ``DecodeError`` and ``cast_text`` live in
+:mod:`zetl_nb.sources.pgtypes` and are re-exported here.
 
 >>> dec = PgOutputDecoder()
 >>> dec.feed(b"B" + bytes(8) + bytes(8) + (7).to_bytes(4, "big")) is None
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from ..core.errors import ZetlError
+from .pgtypes import DecodeError, cast_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,10 +73,6 @@ UNCHANGED: Final = _Unchanged()
 #: One column value as sent: text output, SQL null, or :data:`UNCHANGED`.
 Value = bytes | None | _Unchanged
 Row = tuple[Value, ...]
-
-
-class DecodeError(ZetlError):
-    """A message that is not valid pgoutput protocol version 1 (or arrived out of order)."""
 
 
 def format_lsn(lsn: int) -> str:
@@ -369,17 +366,6 @@ def _tuple(data: bytes, pos: int) -> tuple[Row, int, bool]:
 
 # -- columnar form -------------------------------------------------------------------------------
 
-# What PostgreSQL's text output may hold that Arrow's parsers refuse: infinity, BC dates, years
-# past 9999, time 24:00, numeric NaN/Infinity. Such values become null; anything else that
-# fails to parse is an error.
-_TIMESTAMP_OK = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?"
-_VALID = {
-    "date32": r"^\d{4}-\d\d-\d\d$",
-    "timestamp": _TIMESTAMP_OK + "$",
-    "timestamptz": _TIMESTAMP_OK + r"[+-]\d\d(:?\d\d){0,2}$",
-    "time64": r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?$",
-}
-
 
 def text_columns(
     rows: Sequence[Row], types: Sequence[pa.DataType], has_unchanged: bool = False
@@ -400,98 +386,6 @@ def text_columns(
             values = [None if v is UNCHANGED else v for v in values]
         arrays.append(cast_text(pa.array(values, pa.binary()), typ))
     return arrays, masks
-
-
-def cast_text(texts: pa.Array, typ: pa.DataType) -> pa.Array:
-    """PostgreSQL text output (a ``binary`` or ``string`` array) as an array of ``typ``.
-
-    Whole-column Arrow kernels: integers and floats parse directly, ``t``/``f`` compare to
-    booleans, ``bytea`` hex (``\\x0a0b``) decodes with numpy, ``time`` parses as a timestamp on
-    1970-01-01. Values Arrow cannot hold (``infinity``, BC dates, numeric ``NaN``, numbers past the
-    decimal's precision) become null; a numeric's digits beyond the scale are truncated.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_binary(typ):
-        return _unhex(texts)
-    strings = texts.cast(pa.string()) if pa.types.is_binary(texts.type) else texts
-    if pa.types.is_string(typ):
-        return strings
-    if pa.types.is_boolean(typ):
-        return pc.equal(strings, "t")
-    try:
-        return _parse(strings, typ)
-    except pa.ArrowInvalid:
-        if pa.types.is_decimal(typ):
-            return _decimal(strings, typ)
-        kind = "timestamptz" if pa.types.is_timestamp(typ) and typ.tz else str(typ).split("[")[0]
-        if kind not in _VALID:
-            raise
-        return _parse(_valid(strings, kind), typ)
-
-
-def _parse(strings: pa.Array, typ: pa.DataType) -> pa.Array:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_time64(typ):  # Arrow casts no string to time: parse as a time on 1970-01-01
-        stamps = pc.binary_join_element_wise("1970-01-01 ", strings, "")
-        return stamps.cast(pa.timestamp("us")).cast(typ)
-    return strings.cast(typ)
-
-
-def _valid(strings: pa.Array, kind: str) -> pa.Array:
-    import pyarrow.compute as pc
-
-    return pc.if_else(pc.match_substring_regex(strings, _VALID[kind]), strings, None)
-
-
-def _decimal(strings: pa.Array, typ: pa.DataType) -> pa.Array:
-    """Numeric text into ``typ``: NaN/Infinity/too large → null, extra fraction digits cut."""
-    import pyarrow.compute as pc
-
-    whole = max(typ.precision - typ.scale, 0)
-    fits = pc.match_substring_regex(strings, rf"^-?\d{{1,{max(whole, 1)}}}(\.\d*)?$")
-    cut = rf"(\.\d{{{typ.scale}}})\d+$" if typ.scale > 0 else r"\.\d*$"
-    trimmed = pc.replace_substring_regex(strings, cut, r"\1" if typ.scale > 0 else "")
-    return pc.if_else(fits, trimmed, None).cast(typ)
-
-
-_NIBBLES: Any = None  # hex digit → value, 255 elsewhere; built on first use (numpy is lazy)
-
-
-def _unhex(texts: pa.Array) -> pa.Array:
-    """bytea hex output (``\\x`` then two hex digits per byte) as ``binary``, vectorized."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    global _NIBBLES
-    if _NIBBLES is None:
-        table = np.full(256, 255, dtype=np.uint8)
-        for digit, char in enumerate(b"0123456789abcdef"):
-            table[char] = digit
-            table[ord(chr(char).upper())] = digit
-        _NIBBLES = table
-    strings = texts.cast(pa.string()) if pa.types.is_binary(texts.type) else texts
-    if pc.all(pc.starts_with(strings, "\\x")).as_py() is False:
-        raise DecodeError("bytea value not in hex format; set bytea_output = 'hex'")
-    body = pa.concat_arrays([pc.utf8_slice_codeunits(strings, 2)])  # offset 0, own buffers
-    count = len(body)
-    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32, count=count + 1)
-    data = np.frombuffer(body.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    nibbles = _NIBBLES[data]
-    if (np.diff(offsets) & 1).any() or (nibbles == 255).any():
-        raise DecodeError("bytea value with an odd number of hex digits or a non-hex character")
-    decoded = (nibbles[0::2] << 4) | nibbles[1::2]
-    new_offsets = ((offsets - offsets[0]) // 2).astype(np.int32)
-    return pa.Array.from_buffers(
-        pa.binary(),
-        count,
-        [body.buffers()[0], pa.py_buffer(new_offsets), pa.py_buffer(decoded)],
-        null_count=body.null_count,
-    )
 
 
 # -- change batches ------------------------------------------------------------------------------

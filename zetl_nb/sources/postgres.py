@@ -1,106 +1,52 @@
 """PostgreSQL as a zero-ETL source: discovery, prerequisites, a consistent snapshot, pgoutput CDC.
 
-The integration owns a publication ``FOR ALL TABLES`` (``publish_via_partition_root``, so a
-partitioned table's changes arrive under its own name) and a logical replication slot using the
-built-in ``pgoutput`` plugin, both created by the first :meth:`PostgresSource.snapshot` and removed
-by :meth:`PostgresSource.drop`.
+The integration owns a logical replication slot using the built-in ``pgoutput`` plugin and a
+publication listing exactly the tables it replicates (``publish_via_partition_root``, so a
+partitioned table's changes arrive under its own name). Never ``FOR ALL TABLES``: once a table is
+in a publication that publishes updates, PostgreSQL refuses UPDATE and DELETE on it unless it has
+a replica identity, so the application's tables without a primary key would break.
+:meth:`PostgresSource.publish` sets the list (the engine calls it before it copies a table); the
+first :meth:`PostgresSource.snapshot` creates the slot (and the publication, empty, if ``publish``
+has not run yet); :meth:`PostgresSource.drop` removes both. A table added to the publication
+streams from the commit of that ``ALTER PUBLICATION`` (pgoutput reads the catalog as of each
+change); the engine then copies it with a snapshot taken after that commit.
 
-Column types map to Arrow as follows (domains map as their base type):
-
-================================================  ==============================================
-PostgreSQL                                        Arrow
-================================================  ==============================================
-``smallint``, ``integer``                         ``int32``
-``bigint``                                        ``int64``
-``numeric(p, s)``                                 ``decimal128(p, s)`` (``string`` if p > 38)
-``numeric``                                       ``decimal128(38, 10)``
-``real`` / ``double precision``                   ``float32`` / ``float64``
-``boolean``                                       ``bool``
-``bytea``                                         ``binary``
-``date``                                          ``date32``
-``timestamp``                                     ``timestamp('us')``
-``timestamptz``                                   ``timestamp('us', tz='UTC')``
-``time``                                          ``time64('us')``
-text, varchar, char, citext, uuid, json(b), enum, ``string`` (the PostgreSQL text output)
-arrays, interval, timetz, anything else
-================================================  ==============================================
-
-Values Arrow cannot hold (``infinity`` dates and timestamps, BC dates, numeric ``NaN``) arrive as
-null; see :func:`~zetl_nb.sources.pgoutput.cast_text`. Every session runs with ``TimeZone=UTC``,
-``DateStyle=ISO`` and ``bytea_output=hex`` so the text output is what the casts expect.
-Generated columns are left out: pgoutput does not send them. Temporary and unlogged tables are
-not discovered: their changes are not in the WAL.
+Column types map to Arrow as :mod:`zetl_nb.sources.pgtypes` describes; values Arrow cannot hold
+(``infinity`` dates and timestamps, BC dates, numeric ``NaN``) arrive as null. Every session runs
+with ``TimeZone=UTC``, ``DateStyle=ISO`` and ``bytea_output=hex`` so the text output is what the
+casts expect. Generated columns are left out: pgoutput does not send them. Temporary and unlogged
+tables are not discovered: their changes are not in the WAL.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from functools import partial
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.changes import Column, TableId, TableSchema, TableState
 from ..core.prerequisites import Fix, Problem
 from .base import SourceError
-from .pgoutput import (
-    PgOutputDecoder,
-    Relation,
-    Transaction,
-    cast_text,
-    change_batches,
-    format_lsn,
-    parse_lsn,
-)
+from .pgoutput import Relation, parse_lsn
+from .pgtypes import arrow_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..core.changes import ChangeBatch
     from ..transform.datafilter import DataFilter
+    from .postgres_snapshot import PostgresSnapshot
+    from .postgres_stream import PostgresStream
 
-__all__ = ["PostgresSnapshot", "PostgresSource", "PostgresStream", "arrow_type"]
+__all__ = ["PostgresSource", "arrow_type"]
 
 _OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c bytea_output=hex"
-_FEEDBACK_SECONDS = 5.0  # status updates; the server's wal_sender_timeout defaults to 60 s
-_LINGER_SECONDS, _GAP_SECONDS = 0.05, 0.005  # poll: gather more commits after the first
-_RECONNECT_SECONDS = 10.0  # a dropped walsender may hold the slot "active" for a moment
 _DROP_GRACE_SECONDS = 2.0  # drop(): then end a walsender still holding the slot
-_BLOCK_BYTES = 4 << 20  # CSV block: ~60k rows of a narrow table per Arrow batch
-
-
-def arrow_type(oid: int, typmod: int) -> pa.DataType:
-    """The Arrow type of a built-in PostgreSQL type OID with its modifier (see the table above)."""
-    import pyarrow as pa
-
-    simple = {
-        16: pa.bool_(),
-        17: pa.binary(),
-        20: pa.int64(),
-        21: pa.int32(),
-        23: pa.int32(),
-        700: pa.float32(),
-        701: pa.float64(),
-        1082: pa.date32(),
-        1083: pa.time64("us"),
-        1114: pa.timestamp("us"),
-        1184: pa.timestamp("us", tz="UTC"),
-    }
-    if oid in simple:
-        return simple[oid]
-    if oid != 1700:  # numeric
-        return pa.string()
-    if typmod < 4:  # unconstrained
-        return pa.decimal128(38, 10)
-    precision = ((typmod - 4) >> 16) & 0xFFFF
-    scale = (((typmod - 4) & 0x7FF) ^ 1024) - 1024  # 11-bit signed since PostgreSQL 15
-    if scale < 0:  # numeric(p, -s) rounds to 10^s: p + s whole digits
-        precision, scale = precision - scale, 0
-    precision = max(precision, scale)
-    return pa.decimal128(precision, scale) if precision <= 38 else pa.string()
+# publish(): how long one attempt waits for a table lock. Below the default deadlock_timeout
+# (1 s), so in a lock cycle with an application transaction we give up first, not it.
+_LOCK_TIMEOUT = "200ms"
+_PUBLISH_ATTEMPTS, _PUBLISH_PAUSE_SECONDS = 10, 0.1
 
 
 # A type OID and modifier → (base type OID, base modifier, format_type), following domains.
@@ -132,10 +78,25 @@ WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum"""
 
 
+# Tables by name (``"schema"."table"``) → (OID, canonical quoted name); only those that exist.
+_RESOLVE_SQL = """
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM unnest(%s::text[]) AS t(name) JOIN pg_class c ON c.oid = to_regclass(t.name)
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p'"""
+
+# The publication (no row: absent) and its tables, one row each (OID NULL: none).
+_PUBLICATION_SQL = """
+SELECT p.puballtables, p.pubviaroot, c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_publication p LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid
+LEFT JOIN pg_class c ON c.oid = r.prrelid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = %s"""
+
 _REBOOT = {"ApplyMethod": "pending-reboot"}
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier. ``quote_ident('a"b') == '"a""b"'``."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -192,10 +153,10 @@ class PostgresSource:
 
         with self._meta_lock:
             try:
-                return _fetch(self._shared(), sql, args)
+                return fetch(self._shared(), sql, args)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 self._meta.close()
-                return _fetch(self._shared(), sql, args)
+                return fetch(self._shared(), sql, args)
 
     def _shared(self) -> Any:
         if self._meta is None or self._meta.closed:
@@ -232,7 +193,7 @@ class PostgresSource:
             if not ok
         ]
         if not can_replicate:
-            sql = f"ALTER ROLE {_ident(user)} REPLICATION"
+            sql = f"ALTER ROLE {quote_ident(user)} REPLICATION"
             problems.append(
                 Problem(
                     "SourceReplicationPrivilegeMissing",
@@ -286,14 +247,14 @@ class PostgresSource:
             for oid, schema, name, reltuples in self._query(_TABLES_SQL)
             if data_filter.matches((database, schema, name))
         ]
-        schemas = self._schemas({oid: table for oid, table, _ in found}, self._query)
+        schemas = self.read_schemas({oid: table for oid, table, _ in found}, self._query)
         return [
             TableState(schemas[oid], int(tuples) if tuples >= 0 else None)
             for oid, _, tuples in found
             if oid in schemas
         ]
 
-    def _schemas(self, tables: Mapping[int, TableId], query: Any) -> dict[int, TableSchema]:
+    def read_schemas(self, tables: Mapping[int, TableId], query: Any) -> dict[int, TableSchema]:
         """Schemas of tables by OID, read with ``query`` (the shared or a snapshot connection)."""
         if not tables:
             return {}
@@ -324,13 +285,19 @@ class PostgresSource:
             self._types.setdefault(pair, (arrow_type(0, -1), f"oid {pair[0]}"))
 
     def snapshot(self, tables: list[TableId]) -> PostgresSnapshot:
-        """A consistent copy; creates the publication and slot on first use (see the module)."""
+        """A consistent copy; creates the slot on first use (see the module).
+
+        The publication is created empty if :meth:`publish` has not created it yet: it must
+        exist before the slot, whose stream names it from its first change on.
+        """
+        from .postgres_snapshot import PostgresSnapshot
+
         self._ensure_publication()
-        if not self._slot_exists():
+        if not self.slot_exists():
             repl = self.connect(replication=True)
             try:
-                create = f"CREATE_REPLICATION_SLOT {_ident(self.slot_name)} LOGICAL pgoutput"
-                _, point, exported, _ = _fetch(repl, create + " EXPORT_SNAPSHOT")[0]
+                create = f"CREATE_REPLICATION_SLOT {quote_ident(self.slot_name)} LOGICAL pgoutput"
+                _, point, exported, _ = fetch(repl, create + " EXPORT_SNAPSHOT")[0]
             except BaseException:
                 repl.close()
                 raise
@@ -341,34 +308,123 @@ class PostgresSource:
             (self.slot_name,),
         )
         if not rows:
-            raise _lost(self.slot_name, "it was dropped while taking a snapshot")
+            raise position_lost(self.slot_name, "it was dropped while taking a snapshot")
         return PostgresSnapshot(self, 0, rows[0][0], None, None)
 
-    def _ensure_publication(self) -> None:
+    # -- the publication ------------------------------------------------------------------------
+
+    def publish(self, tables: Sequence[TableId]) -> None:
+        """Make the publication list exactly ``tables`` (creating it if absent); idempotent.
+
+        Tables that do not exist (any more) are left out; a publication ``FOR ALL TABLES`` (made
+        by an older zetl_nb) is replaced. Once the slot exists, the tables being added are locked
+        ``IN SHARE MODE`` for the ``ALTER PUBLICATION``, which so waits for transactions writing
+        them to end: each of their changes then either committed before the table joined (and is
+        in the snapshot the engine takes next) or is decoded with the table published. Without
+        the lock, the changes a transaction made before the ``ALTER`` and committed after it are
+        never sent, and on PostgreSQL 16.2 the table's later changes were not sent either (the
+        walsender kept a stale relation cache entry; newer minor releases distribute the
+        invalidation). Upstream's proposed fix takes a like lock in ``ALTER PUBLICATION`` itself.
+        A long writer makes one attempt give up after ``_LOCK_TIMEOUT``; after
+        ``_PUBLISH_ATTEMPTS`` this raises ``SourceUnavailable`` (the engine retries).
+
+        >>> src.publish([TableId("shop", "public", "orders")])  # doctest: +SKIP
+        """
         import psycopg2
 
-        name = self.publication_name
-        if self._query("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)):
+        retry = (
+            psycopg2.errors.LockNotAvailable,  # a long transaction writes a table being added
+            psycopg2.errors.DuplicateObject,  # the publication was created meanwhile
+            psycopg2.errors.UndefinedTable,  # a table was dropped meanwhile
+            psycopg2.errors.UndefinedObject,  # a table left the publication meanwhile
+        )
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+            statements = self._publication_changes(tables)
+            if not statements:
+                return
+            try:
+                self._transaction(statements)
+                return
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                raise _no_privilege(self.publication_name, exc) from exc
+            except retry as exc:
+                if attempt == _PUBLISH_ATTEMPTS:
+                    raise SourceError(
+                        "SourceUnavailable",
+                        f"could not update publication {self.publication_name}: "
+                        f"{str(exc).strip()}. A long-running transaction may be writing a table "
+                        "being added; it is tried again.",
+                    ) from exc
+                time.sleep(_PUBLISH_PAUSE_SECONDS * attempt)
+
+    def _publication_changes(self, tables: Sequence[TableId]) -> list[str]:
+        """The statements that make the publication list exactly ``tables``; ``[]`` if it does."""
+        pub = quote_ident(self.publication_name)
+        names = [f"{quote_ident(t.schema or 'public')}.{quote_ident(t.table)}" for t in tables]
+        wanted: dict[int, str] = dict(self._query(_RESOLVE_SQL, (names,)))
+        rows = self._query(_PUBLICATION_SQL, (self.publication_name,))
+        listed = ", ".join(sorted(set(wanted.values())))
+        if not rows:
+            return [*self._locks(wanted.values()), _create_publication(pub, listed)]
+        all_tables, via_root = rows[0][0], rows[0][1]
+        if all_tables:
+            # Made by an older zetl_nb. Replaced in one transaction: at every point of the WAL a
+            # publication of that name exists, so the stream goes on.
+            return [f"DROP PUBLICATION {pub}", _create_publication(pub, listed)]
+        current = {oid: name for _, _, oid, name in rows if oid is not None}
+        statements = []
+        if current.keys() != wanted.keys():
+            added = [name for oid, name in wanted.items() if oid not in current]
+            statements += self._locks(added)
+            if wanted:
+                statements.append(f"ALTER PUBLICATION {pub} SET TABLE {listed}")
+            else:  # SET TABLE needs at least one table
+                statements.append(
+                    f"ALTER PUBLICATION {pub} DROP TABLE {', '.join(current.values())}"
+                )
+        if not via_root:
+            statements.append(f"ALTER PUBLICATION {pub} SET (publish_via_partition_root = true)")
+        return statements
+
+    def _locks(self, names: Iterable[str]) -> list[str]:
+        """Statements that lock the tables ``names`` against writers, if the slot exists."""
+        listed = ", ".join(sorted(names))
+        if not listed or not self.slot_exists():
+            return []  # a slot created later starts after this commit, consistent by itself
+        return [f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'", f"LOCK TABLE {listed} IN SHARE MODE"]
+
+    def _transaction(self, statements: Sequence[str]) -> None:
+        """Run ``statements`` in one transaction, on a connection of their own."""
+        conn = self.connect()
+        try:
+            with conn, conn.cursor() as cur:  # commits, or rolls back on an exception
+                for sql in statements:
+                    cur.execute(sql)
+        finally:
+            conn.close()
+
+    def _ensure_publication(self) -> None:
+        """Create the publication, empty, unless it exists."""
+        import psycopg2
+
+        if self._query(_PUBLICATION_SQL, (self.publication_name,)):
             return
         try:
-            self._query(
-                f"CREATE PUBLICATION {_ident(name)} FOR ALL TABLES"
-                " WITH (publish_via_partition_root = true)"
-            )
+            self._query(_create_publication(quote_ident(self.publication_name), ""))
         except psycopg2.errors.DuplicateObject:
             pass  # created meanwhile by another process
         except psycopg2.errors.InsufficientPrivilege as exc:
-            raise SourceError(
-                "SourceInsufficientPrivileges",
-                f"CREATE PUBLICATION {name} FOR ALL TABLES needs a superuser: {exc}".strip(),
-            ) from exc
+            raise _no_privilege(self.publication_name, exc) from exc
 
-    def _slot_exists(self) -> bool:
+    def slot_exists(self) -> bool:
+        """Whether the integration's replication slot exists (in this database)."""
         sql = "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND database = %s"
         return bool(self._query(sql, (self.slot_name, self.database)))
 
     def stream(self, position: Mapping[str, Any]) -> PostgresStream:
         """Change capture from ``position`` (``{"lsn": "X/Y"}``)."""
+        from .postgres_stream import PostgresStream
+
         return PostgresStream(self, parse_lsn(str(position["lsn"])))
 
     def current_position(self) -> Mapping[str, Any]:
@@ -394,7 +450,7 @@ class PostgresSource:
                         self._query("SELECT pg_terminate_backend(%s)", (pid,))
                     self._query("SELECT pg_drop_replication_slot(%s)", (self.slot_name,))
             time.sleep(0.05)
-        self._query(f"DROP PUBLICATION IF EXISTS {_ident(self.publication_name)}")
+        self._query(f"DROP PUBLICATION IF EXISTS {quote_ident(self.publication_name)}")
 
     def close(self) -> None:
         """Close the shared catalog connection."""
@@ -410,7 +466,7 @@ class PostgresSource:
         and the primary key from the catalog (the table may have changed or gone since)."""
         table = TableId(self.database, rel.namespace, rel.name)
         self._resolve({(c.type_oid, c.type_modifier) for c in rel.columns}, self._query)
-        known = self._schemas({rel.oid: table}, self._query).get(rel.oid)
+        known = self.read_schemas({rel.oid: table}, self._query).get(rel.oid)
         now = {c.name: c for c in known.columns} if known else {}
         columns = []
         for col in rel.columns:
@@ -426,267 +482,27 @@ class PostgresSource:
         return TableSchema(table, tuple(columns), key)
 
 
-def _lost(slot: str, why: str) -> SourceError:
+def _create_publication(pub: str, listed: str) -> str:
+    tables = f" FOR TABLE {listed}" if listed else ""  # none: valid, publishes nothing
+    return f"CREATE PUBLICATION {pub}{tables} WITH (publish_via_partition_root = true)"
+
+
+def _no_privilege(publication: str, exc: Exception) -> SourceError:
+    return SourceError(
+        "SourceInsufficientPrivileges",
+        f"cannot create or alter publication {publication}: {str(exc).strip()}. The user needs "
+        "CREATE on the database and must own the replicated tables (or be a superuser).",
+    )
+
+
+def position_lost(slot: str, why: str) -> SourceError:
+    """The error for a slot that is gone: ``PositionLost``, every table must be copied again."""
     message = f"replication slot {slot} is gone ({why.strip()}); the tables must be copied again."
     return SourceError("PositionLost", message, resync=True)
 
 
-def _fetch(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+def fetch(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on a psycopg2 connection (``[]`` for a statement without rows)."""
     with conn.cursor() as cur:
         cur.execute(sql, args)
         return list(cur.fetchall()) if cur.description else []
-
-
-class PostgresSnapshot:
-    """A consistent copy of tables: :meth:`read` streams ``COPY ... (FORMAT csv)`` into Arrow.
-
-    ``snapshot_name`` set: every read imports that exported snapshot (the slot's consistent point),
-    which lives while ``holder`` (the connection that created the slot) stays open and idle; else
-    each read runs in a fresh REPEATABLE READ transaction.
-    """
-
-    def __init__(self, source: PostgresSource, seq: int, lsn: str, name: str | None, holder: Any):
-        self.source, self.seq, self.snapshot_name, self._holder = source, seq, name, holder
-        self.position: Mapping[str, Any] = {"lsn": lsn}
-
-    def read(self, table: TableId, batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
-        """The table's rows as of the snapshot, in its discovered Arrow schema."""
-        import psycopg2.extensions
-
-        conn = self.source.connect()
-        try:
-            conn.set_session(
-                isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
-            )
-            if self.snapshot_name is not None:
-                _fetch(conn, "SET TRANSACTION SNAPSHOT %s", (self.snapshot_name,))
-            query = partial(_fetch, conn)
-            name = f"{_ident(table.schema or 'public')}.{_ident(table.table)}"
-            (oid,) = query("SELECT to_regclass(%s)::oid", (name,))[0]
-            schema = self.source._schemas({oid: table}, query).get(oid) if oid else None
-            if schema is None:
-                raise SourceError("SourceTableNotFound", f"table {table} is not in the snapshot")
-            with conn.cursor() as cur:
-                columns = ", ".join(_ident(n) for n in schema.names)
-                sql = f"COPY (SELECT {columns} FROM {name}) TO STDOUT WITH (FORMAT csv)"
-                for batch in _copy_csv(cur, sql, schema):
-                    for start in range(0, batch.num_rows, batch_rows):
-                        yield batch.slice(start, batch_rows)
-            conn.rollback()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        """Release the exported snapshot (closes the connection that created the slot)."""
-        if self._holder is not None:
-            self._holder.close()
-            self._holder = None
-
-
-def _copy_csv(cur: Any, sql: str, schema: TableSchema) -> Iterator[pa.RecordBatch]:
-    """Run ``sql`` (a COPY TO STDOUT CSV) and parse its output as it streams.
-
-    psycopg2's ``copy_expert`` pushes rows into a file object and only returns at the end, so it
-    runs in a thread writing into a pipe that pyarrow's CSV reader consumes. CSV null is an
-    unquoted empty field; a quoted empty field is the empty string.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as csv
-
-    target = schema.arrow_schema()
-    # Types Arrow's CSV parser reads exactly as PostgreSQL writes them; the rest go through
-    # cast_text, which knows infinity, BC dates, NaN numerics and bytea hex.
-    direct = [
-        t if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) else None
-        for t in target.types
-    ]
-    read = csv.ReadOptions(column_names=schema.names, block_size=_BLOCK_BYTES)
-    parse = csv.ParseOptions(newlines_in_values=any(pa.types.is_string(t) for t in target.types))
-    convert = csv.ConvertOptions(
-        column_types={n: d or pa.string() for n, d in zip(schema.names, direct, strict=True)},
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        true_values=["t"],
-        false_values=["f"],
-    )
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def copy() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=1 << 20) as out:
-                cur.copy_expert(sql, out)
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=copy, name="zetl-pg-copy", daemon=True)
-    thread.start()
-    source = os.fdopen(read_fd, "rb")
-    try:
-        try:
-            for batch in csv.open_csv(source, read, parse, convert):
-                arrays = [
-                    col if d is not None else cast_text(col, t)
-                    for col, d, t in zip(batch.columns, direct, target.types, strict=True)
-                ]
-                yield pa.RecordBatch.from_arrays(arrays, schema=target)
-        except pa.ArrowInvalid as exc:
-            thread.join()
-            if not failure and "Empty CSV file" not in str(exc):
-                raise
-        thread.join()  # a COPY cut short ends the CSV early: only the thread knows it failed
-        if failure:
-            message = f"COPY from PostgreSQL failed: {str(failure[0]).strip()}"
-            raise SourceError("SourceUnavailable", message) from failure[0]
-    finally:
-        source.close()  # an abandoned read: the COPY thread gets EPIPE and ends
-        thread.join()
-
-
-class PostgresStream:
-    """pgoutput change capture on a psycopg2 ``LogicalReplicationConnection``.
-
-    Reads are non-blocking (``read_message`` with ``select`` waits). A transaction is buffered until
-    its commit, across polls; ``poll`` returns whole transactions only. ``ack`` records the flush
-    LSN, sent in the next status update (psycopg2 also answers keepalives and sends a status update
-    every few seconds while we read). A lost connection is reopened at :attr:`position`.
-    """
-
-    def __init__(self, source: PostgresSource, start_lsn: int) -> None:
-        self._source = source
-        self._lsn = start_lsn
-        self._acked = 0
-        self._sent_ack = 0
-        self._decoder = PgOutputDecoder()
-        self._schemas: dict[int, tuple[Relation, TableSchema]] = {}
-        self._conn: Any = None
-        self._cur: Any = None
-        self._open()
-
-    @property
-    def position(self) -> Mapping[str, Any]:
-        """``{"lsn": ...}`` after the last transaction ``poll`` returned."""
-        return {"lsn": format_lsn(self._lsn)}
-
-    def _open(self) -> None:
-        import psycopg2
-
-        deadline = time.monotonic() + _RECONNECT_SECONDS
-        while True:
-            conn = self._source.connect(replication=True)
-            try:
-                cur = conn.cursor()
-                cur.start_replication(
-                    slot_name=self._source.slot_name,
-                    decode=False,
-                    start_lsn=self._lsn,
-                    status_interval=_FEEDBACK_SECONDS,
-                    options={
-                        "proto_version": "1",
-                        "publication_names": _ident(self._source.publication_name),
-                    },
-                )
-            except psycopg2.errors.UndefinedObject as exc:
-                conn.close()
-                raise _lost(self._source.slot_name, str(exc)) from exc
-            except psycopg2.errors.ObjectInUse as exc:
-                conn.close()
-                if time.monotonic() > deadline:
-                    raise SourceError("SourceUnavailable", str(exc).strip()) from exc
-                time.sleep(0.1)
-                continue
-            except BaseException:
-                conn.close()
-                raise
-            self._conn, self._cur = conn, cur
-            self._decoder.reset()
-            self._sent_ack = 0
-            return
-
-    def poll(self, max_rows: int, max_wait: float) -> list[ChangeBatch]:
-        """Whole transactions, about ``max_rows`` rows, waiting up to ``max_wait`` seconds."""
-        import psycopg2
-
-        try:
-            ready = self._read(max_rows, max_wait)
-        except psycopg2.errors.UndefinedObject as exc:  # e.g. the publication was dropped
-            self._close_connection()
-            raise _lost(self._source.slot_name, str(exc)) from exc
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            self._reopen(exc)
-            return []
-        if not ready:
-            return []
-        self._lsn = ready[-1].end_lsn
-        with contextlib.suppress(psycopg2.Error):  # the next read reports a broken connection
-            self._cur.send_feedback(write_lsn=self._lsn)
-        return change_batches(ready, self._schema_of)
-
-    def _read(self, max_rows: int, max_wait: float) -> list[Transaction]:
-        deadline = time.monotonic() + max_wait
-        cur, feed = self._cur, self._decoder.feed
-        ready: list[Transaction] = []
-        rows = 0
-        linger_until = 0.0
-        self._feedback()
-        while True:
-            msg = cur.read_message()
-            if msg is not None:
-                done = feed(msg.payload)
-                if type(done) is Transaction:
-                    if not ready:
-                        linger_until = time.monotonic() + _LINGER_SECONDS
-                    ready.append(done)
-                    rows += done.rows or len(done.changes)
-                    if rows >= max_rows:
-                        return ready
-                continue
-            if ready:
-                # Commits right behind the first make one batch rather than many (each batch is
-                # a target commit); wait for them briefly, never past a short gap.
-                wait = min(_GAP_SECONDS, linger_until - time.monotonic())
-                if wait <= 0 or not select.select([cur], [], [], wait)[0]:
-                    return ready
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return ready
-            select.select([cur], [], [], min(remaining, _FEEDBACK_SECONDS))
-            self._feedback()
-
-    def _feedback(self) -> None:
-        if self._acked > self._sent_ack:
-            self._cur.send_feedback(flush_lsn=self._acked, force=True)
-            self._sent_ack = self._acked
-
-    def _reopen(self, exc: BaseException) -> None:
-        """The walsender went away: the slot is gone (PositionLost) or we reconnect."""
-        self._close_connection()
-        if not self._source._slot_exists():
-            raise _lost(self._source.slot_name, str(exc)) from exc
-        self._open()
-
-    def _schema_of(self, rel: Relation) -> TableSchema:
-        cached = self._schemas.get(rel.oid)
-        if cached is None or cached[0] is not rel:
-            cached = (rel, self._source.schema_of(rel))
-            self._schemas[rel.oid] = cached
-        return cached[1]
-
-    def ack(self, position: Mapping[str, Any]) -> None:
-        """Everything up to ``position`` is applied: the slot may release it."""
-        self._acked = max(self._acked, parse_lsn(str(position["lsn"])))
-
-    def close(self) -> None:
-        """Send the last acknowledgement and close the replication connection."""
-        with contextlib.suppress(Exception):  # a broken connection has nothing left to say
-            if self._cur is not None:
-                self._feedback()
-        self._close_connection()
-
-    def _close_connection(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._conn is not None:
-                self._conn.close()
-        self._conn = self._cur = None
