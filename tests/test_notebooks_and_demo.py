@@ -52,6 +52,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         "MODIFYING",
         "rds.describe_integrations → active",
         "IntegrationNotFoundFault: deleted",
+        "initial load: 10,000 rows queryable in Iceberg",
+        "CDC: 100 updates, 10 deletes, 1 insert visible",
+        "lab.sql: top customers by amount",
         "inbound integrations into lakehouse now: 0",
     ]:
         assert expected in out, f"missing {expected!r} in demo output:\n{out}"

@@ -4,7 +4,9 @@ It starts ``zetl-nb serve`` on a free loopback port, then — exactly as a data 
 against AWS — creates a DynamoDB table and a Glue target database, creates an integration,
 reads why it NEEDS_ATTENTION, fixes each prerequisite with plain boto3 calls, watches it become
 ACTIVE, sets table properties, modifies it, adds an Aurora PostgreSQL integration through the RDS
-API, and deletes both. Later issues grow this into the full sentiment-analysis lab.
+API, writes 10,000 transactions into the embedded PostgreSQL and watches them (and then updates,
+deletes and an insert) land in Iceberg and answer a DuckDB query, and deletes both. Later
+issues grow this into the full sentiment-analysis lab.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def run_demo(home: str | None = None) -> int:
                 aws_secret_access_key="demo",
             )
 
-        _walk(client("glue"), client("dynamodb"), client("rds"), url)
+        _walk(client("glue"), client("dynamodb"), client("rds"), url, root)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -81,7 +83,7 @@ def run_demo(home: str | None = None) -> int:
     return 0
 
 
-def _walk(glue: Any, ddb: Any, rds: Any, url: str) -> None:
+def _walk(glue: Any, ddb: Any, rds: Any, url: str, home: Path) -> None:
     _say(f"zetl-nb serve is up at {url}: one endpoint for Glue, RDS and DynamoDB")
     ddb.create_table(
         TableName="products",
@@ -131,7 +133,7 @@ def _walk(glue: Any, ddb: Any, rds: Any, url: str) -> None:
     )
     _say(f"glue.modify_integration(RefreshInterval=30) → {mod['Status']}")
     _say(f"… → {_wait(glue, arn, {'ACTIVE'})['Status']}")
-    _relational(glue, rds, db_arn)
+    _relational(glue, rds, db_arn, home)
     gone = glue.delete_integration(IntegrationIdentifier=arn)
     _say(f"glue.delete_integration → {gone['Status']}; the target database and its data stay")
     _gone(glue, arn)
@@ -173,30 +175,100 @@ def _fix_by_hand(glue: Any, ddb: Any, table_arn: str, db_arn: str) -> None:
     _say("glue.put_resource_policy → the catalog authorizes inbound integrations")
 
 
-def _relational(glue: Any, rds: Any, db_arn: str) -> None:
+def _relational(glue: Any, rds: Any, db_arn: str, home: Path) -> None:
     cluster = f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:zetl-aurora-postgres"
     integ = rds.create_integration(
         IntegrationName="orders-cdc",
         SourceArn=cluster,
         TargetArn=db_arn,
-        DataFilter="include: postgres.public.*",
+        DataFilter="include: postgres.public.transactions",
     )
-    _say(
-        f"rds.create_integration(embedded Aurora PostgreSQL) → {integ['Status']}",
-        integ["IntegrationArn"],
-    )
-    deadline = time.monotonic() + 30
+    arn = integ["IntegrationArn"]
+    _say(f"rds.create_integration(embedded Aurora PostgreSQL) → {integ['Status']}", arn)
+    deadline = time.monotonic() + 60
     while True:
-        status = rds.describe_integrations(IntegrationIdentifier=integ["IntegrationArn"])[
-            "Integrations"
-        ][0]["Status"]
+        status = rds.describe_integrations(IntegrationIdentifier=arn)["Integrations"][0]["Status"]
         if status in {"active", "needs_attention"} or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     _say(f"rds.describe_integrations → {status} (RDS spells states in lower case)")
-    rds.delete_integration(IntegrationIdentifier=integ["IntegrationArn"])
-    _say("rds.delete_integration → deleting")
-    _gone(rds, integ["IntegrationArn"])
+    _replicate(home)
+    rds.delete_integration(IntegrationIdentifier=arn)
+    _say("rds.delete_integration → deleting (the replicated table stays in the lakehouse)")
+    _gone(rds, arn)
+
+
+def _replicate(home: Path) -> None:
+    """Write to the embedded PostgreSQL, watch the rows land in Iceberg, query them."""
+    import psycopg2
+
+    from .lab import Lab
+
+    url = _service_url(home, "postgres")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(
+        "CREATE TABLE transactions (id bigint PRIMARY KEY, customer_id int, "
+        "amount numeric(10,2), created_at timestamptz DEFAULT now())"
+    )
+    cur.execute(
+        "INSERT INTO transactions SELECT g, g % 100, (g % 997) / 10.0 "
+        "FROM generate_series(1, 10000) g"
+    )
+    _say("postgres: CREATE TABLE transactions + INSERT 10,000 rows", url)
+    reader = Lab(home, read_only=True)  # attach to the served home to query it
+    table = "lakehouse.postgres_public_transactions"
+    try:
+        t0 = time.perf_counter()
+        _until(reader, f"SELECT count(*) FROM {table}", [(10000,)])
+        _say(
+            f"initial load: 10,000 rows queryable in Iceberg after {time.perf_counter() - t0:.1f} s"
+        )
+        cur.execute("UPDATE transactions SET amount = amount + 1 WHERE id <= 100")
+        cur.execute("DELETE FROM transactions WHERE id > 9990")
+        cur.execute("INSERT INTO transactions VALUES (20000, 7, 42.00, now())")
+        cur.execute("SELECT count(*), sum(amount) FROM transactions")
+        expected = [tuple(cur.fetchone() or ())]
+        t1 = time.perf_counter()
+        _until(reader, f"SELECT count(*), sum(amount) FROM {table}", expected)
+        _say(f"CDC: 100 updates, 10 deletes, 1 insert visible in {time.perf_counter() - t1:.1f} s")
+        top = reader.sql(
+            f"SELECT customer_id, count(*) AS n, sum(amount) AS total FROM {table} "
+            "GROUP BY customer_id ORDER BY total DESC LIMIT 3"
+        ).fetchall()
+        _say(
+            "lab.sql: top customers by amount", "; ".join(f"{c}: {n} rows, {t}" for c, n, t in top)
+        )
+    finally:
+        reader.close()
+        conn.close()
+
+
+def _service_url(home: Path, name: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    path = home / "services.json"
+    while time.monotonic() < deadline:
+        if path.exists():
+            url = json.loads(path.read_text()).get(name)
+            if url:
+                return str(url)
+        time.sleep(0.2)
+    raise TimeoutError(f"the embedded {name} did not start within {timeout:g} s")
+
+
+def _until(lab: Any, query: str, expected: list[tuple[Any, ...]], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if lab.sql(query).fetchall() == expected:
+                return
+        except Exception:  # the table may not exist yet
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{query} did not return {expected} within {timeout:g} s")
+        time.sleep(0.1)
 
 
 def _gone(client: Any, arn: str, timeout: float = 30) -> None:
