@@ -49,9 +49,11 @@ class SourceDB:
         rest = self.url.split("://", 1)[1]
         host_port = rest.split("@", 1)[1].split("/", 1)[0]
         host, port = host_port.split(":")
-        return pymysql.connect(
-            host=host, port=int(port), user="root", database=self.database, autocommit=True
-        )
+        conn = pymysql.connect(host=host, port=int(port), user="root", autocommit=True)
+        with conn.cursor() as cur:  # the test database exists before any test uses it
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            cur.execute(f"USE {self.database}")
+        return conn
 
     def execute(self, *statements: str) -> None:
         conn = self.connect()
@@ -187,7 +189,6 @@ def source(
             server = PrivateMariaDB(tmp_path_factory.mktemp("private-maria") / "data")
             server.start()
             db = SourceDB("mysql", lab, "maria", server.url)
-            db.execute("CREATE DATABASE IF NOT EXISTS shop")
             lab.add_database("maria", server.url)
         yield db
     finally:

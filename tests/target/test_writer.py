@@ -216,3 +216,13 @@ def test_key_update_with_unchanged_toast_takes_the_old_keys_value(catalog: Any) 
     )
     w.apply(batch("u", [(9, Decimal("1"))], 2, old_keys=old, unchanged={"note": pa.array([True])}))
     assert [(r["id"], r["note"]) for r in content(w)] == [(9, "big")]
+
+
+def test_a_replayed_truncate_does_not_wipe_later_rows(catalog: Any) -> None:
+    w = writer(catalog)
+    w.load(iter(batch("r", [(1,)], 1).rows.to_batches()), 1, {"lsn": 1})
+    w.apply(batch("", [], 5, truncate=True, truncate_seq=5))
+    w.apply(batch("c", [(2,)], 6))
+    again = TableWriter(w.table, SCHEMA, w.dead_letters, "arn:test")  # restart, replay from 5
+    again.apply(batch("", [], 5, truncate=True, truncate_seq=5))
+    assert [r["id"] for r in content(again)] == [2]

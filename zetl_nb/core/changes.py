@@ -96,6 +96,8 @@ class ChangeBatch:
     unchanged: Mapping[str, pa.Array] = field(default_factory=dict)
     #: True when the source emptied the table (TRUNCATE) before these rows.
     truncate: bool = False
+    #: The seq of the TRUNCATE itself, so a replayed truncate is skipped like a replayed row.
+    truncate_seq: int | None = None
 
     @property
     def table(self) -> TableId:

@@ -510,4 +510,5 @@ def _batch(group: _Group) -> ChangeBatch:
         old_keys=old_keys,
         unchanged=unchanged,
         truncate=group.truncate,
+        truncate_seq=group.lsn if group.truncate else None,
     )

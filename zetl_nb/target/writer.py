@@ -136,6 +136,15 @@ class TableWriter:
         """Apply one batch (skipping rows already applied); one Iceberg commit."""
         counts = Counts()
         batch_seq = int(pc.max(batch.seq).as_py()) if len(batch) else 0
+        if (
+            batch.truncate
+            and self.seq is not None
+            and batch.truncate_seq is not None
+            and (batch.truncate_seq <= self.seq)
+        ):
+            from dataclasses import replace
+
+            batch = replace(batch, truncate=False)  # a replayed TRUNCATE, already applied
         if self.seq is not None and len(batch):
             fresh = pc.greater(batch.seq, pa.scalar(self.seq, batch.seq.type))
             counts.skipped = len(batch) - int(pc.sum(fresh).as_py() or 0)
@@ -160,7 +169,7 @@ class TableWriter:
         counts.updated = int(pc.sum(pc.equal(ops, "u")).as_py() or 0)
         counts.deleted = int(pc.sum(pc.equal(ops, "d")).as_py() or 0)
         counts.dead_lettered = 0 if bad is None else bad[0].num_rows
-        props = _props(max(batch_seq, self.seq or 0), batch.position)
+        props = _props(max(batch_seq, batch.truncate_seq or 0, self.seq or 0), batch.position)
         touched = pa.concat_tables([final.select(keys), delete_keys.select(keys)]) if keys else None
         with self.table.transaction() as tx, _quiet_deletes():
             if batch.truncate:
