@@ -226,3 +226,27 @@ def test_a_replayed_truncate_does_not_wipe_later_rows(catalog: Any) -> None:
     again = TableWriter(w.table, SCHEMA, w.dead_letters, "arn:test")  # restart, replay from 5
     again.apply(batch("", [], 5, truncate=True, truncate_seq=5))
     assert [r["id"] for r in content(again)] == [2]
+
+
+def test_rows_the_source_could_not_represent_go_to_dead_letters(catalog: Any) -> None:
+    w = writer(catalog)
+    w.load(iter([]), 0, {"lsn": 0})
+    b = batch(
+        "ccc",
+        [(1, Decimal("1"), "a"), (2, None, "b"), (3, Decimal("3"), "c")],
+        4,
+        rejects={1: "column amount (numeric): value '1e40' does not fit decimal128(10, 2)"},
+    )
+    counts = w.apply(b)
+    assert counts.dead_lettered == 1 and counts.inserted == 2
+    assert [r["id"] for r in content(w)] == [1, 3]
+    (dl,) = w.dead_letters.table().scan().to_arrow().to_pylist()
+    assert "1e40" in dl["reason"] and '"id": 2' in dl["record"]
+
+
+def test_a_rename_resyncs(catalog: Any) -> None:
+    w = writer(catalog)
+    w.load(iter([]), 0, {"lsn": 0})
+    renamed = TableSchema(TID, (COLS[0], COLS[1], Column("comment", pa.string(), "text")), ("id",))
+    with pytest.raises(SchemaIncompatible, match="rename"):
+        w.apply(batch("c", [(1, Decimal("1"), "x")], 1, schema=renamed))

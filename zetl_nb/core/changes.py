@@ -98,6 +98,9 @@ class ChangeBatch:
     truncate: bool = False
     #: The seq of the TRUNCATE itself, so a replayed truncate is skipped like a replayed row.
     truncate_seq: int | None = None
+    #: Rows the source could not represent in the column types (row index → reason, with the
+    #: source's own text): the target sends them to the dead-letter table instead of applying.
+    rejects: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def table(self) -> TableId:

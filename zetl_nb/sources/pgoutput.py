@@ -368,7 +368,10 @@ def _tuple(data: bytes, pos: int) -> tuple[Row, int, bool]:
 
 
 def text_columns(
-    rows: Sequence[Row], types: Sequence[pa.DataType], has_unchanged: bool = False
+    rows: Sequence[Row],
+    types: Sequence[pa.DataType],
+    has_unchanged: bool = False,
+    lost: dict[int, tuple[pa.Array, pa.Array]] | None = None,
 ) -> tuple[list[pa.Array], dict[int, pa.Array]]:
     """Arrow arrays of ``rows`` (column texts) in ``types``, and unchanged masks by column index.
 
@@ -384,7 +387,14 @@ def text_columns(
             # Rare (TOAST): one pass to split the sentinel into a mask and a null.
             masks[i] = pa.array([v is UNCHANGED for v in values], pa.bool_())
             values = [None if v is UNCHANGED else v for v in values]
-        arrays.append(cast_text(pa.array(values, pa.binary()), typ))
+        texts = pa.array(values, pa.binary())
+        cast = cast_text(texts, typ)
+        if lost is not None and cast.null_count > texts.null_count:
+            import pyarrow.compute as pc
+
+            # A value Arrow cannot hold became null: report it rather than lose it silently.
+            lost[i] = (pc.and_(pc.is_valid(texts), pc.is_null(cast)), texts)
+        arrays.append(cast)
     return arrays, masks
 
 
@@ -493,7 +503,9 @@ def _batch(group: _Group) -> ChangeBatch:
     schema = group.schema
     arrow_schema = schema.arrow_schema()
     types = [c.type for c in schema.columns]
-    arrays, masks = text_columns(group.rows, types, group.has_unchanged)
+    lost: dict[int, tuple[pa.Array, pa.Array]] = {}
+    arrays, masks = text_columns(group.rows, types, group.has_unchanged, lost)
+    rejects = _rejects(lost, schema)
     old_keys = None
     if group.any_old:
         empty: Row = (None,) * len(types)
@@ -511,4 +523,21 @@ def _batch(group: _Group) -> ChangeBatch:
         unchanged=unchanged,
         truncate=group.truncate,
         truncate_seq=group.lsn if group.truncate else None,
+        rejects=rejects,
     )
+
+
+def _rejects(lost: dict[int, tuple[pa.Array, pa.Array]], schema: TableSchema) -> dict[int, str]:
+    """Row index → why its values could not be represented (with the source's text)."""
+    out: dict[int, str] = {}
+    for col, (mask, texts) in lost.items():
+        column = schema.columns[col]
+        for row, (bad, text) in enumerate(zip(mask.to_pylist(), texts.to_pylist(), strict=True)):
+            if bad:
+                shown = text.decode(errors="replace") if isinstance(text, bytes) else text
+                reason = (
+                    f"column {column.name} ({column.source_type}): value {shown!r} does "
+                    f"not fit {column.type}"
+                )
+                out[row] = f"{out[row]}; {reason}" if row in out else reason
+    return out

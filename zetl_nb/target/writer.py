@@ -151,6 +151,9 @@ class TableWriter:
             batch = _filter(batch, fresh)
         if batch.schema != self.schema:
             self.evolve(batch.schema)
+        if batch.rejects:
+            counts.dead_lettered += len(batch.rejects)
+            batch = self._reject(batch, batch_seq)
         if not len(batch) and not batch.truncate:
             return counts
         keys = list(self.schema.primary_key)
@@ -168,7 +171,7 @@ class TableWriter:
         counts.inserted = int(pc.sum(pc.equal(ops, "c")).as_py() or 0)
         counts.updated = int(pc.sum(pc.equal(ops, "u")).as_py() or 0)
         counts.deleted = int(pc.sum(pc.equal(ops, "d")).as_py() or 0)
-        counts.dead_lettered = 0 if bad is None else bad[0].num_rows
+        counts.dead_lettered += 0 if bad is None else bad[0].num_rows
         props = _props(max(batch_seq, batch.truncate_seq or 0, self.seq or 0), batch.position)
         touched = pa.concat_tables([final.select(keys), delete_keys.select(keys)]) if keys else None
         with self.table.transaction() as tx, _quiet_deletes():
@@ -180,6 +183,17 @@ class TableWriter:
                 tx.append(good, snapshot_properties=props)
         self.seq, self.position = int(props[SEQ_KEY]), dict(batch.position)
         return counts
+
+    def _reject(self, batch: ChangeBatch, seq: int) -> ChangeBatch:
+        """Send the rows the source could not represent to the dead letters; keep the rest."""
+        from dataclasses import replace
+
+        idx = sorted(batch.rejects)
+        bad = batch.rows.take(pa.array(idx, pa.int64()))
+        reasons = [batch.rejects[i] for i in idx]
+        self.dead_letters.add(self.integration_arn, self.name, bad, reasons, "c", seq)
+        keep = pa.array([i not in batch.rejects for i in range(len(batch))])
+        return replace(_filter(batch, keep), rejects={})
 
     def maintain(
         self, max_files: int = 48, keep_seconds: float = 3600.0, keep_last: int = 20
@@ -214,9 +228,20 @@ class TableWriter:
         return compacted
 
     def evolve(self, new: TableSchema) -> None:
-        """Add new columns and promote types; SchemaIncompatible when Iceberg cannot."""
+        """Add new columns and promote types; SchemaIncompatible when Iceberg cannot.
+
+        A column that disappears while another appears is taken for a rename (undefined on AWS):
+        the table resyncs rather than guess. A column that only disappears stays, NULL from now.
+        """
         from pyiceberg.exceptions import ValidationError
 
+        gone = set(self.schema.names) - set(new.names)
+        added = set(new.names) - set(self.schema.names)
+        if gone and added:
+            raise SchemaIncompatible(
+                f"{self.name}: columns {sorted(gone)} were replaced by {sorted(added)} "
+                "(a rename): resync"
+            )
         try:
             with self.table.update_schema() as update:
                 update.union_by_name(new.arrow_schema())
@@ -268,7 +293,16 @@ def _filter(batch: ChangeBatch, mask: pa.Array) -> ChangeBatch:
         seq=batch.seq.filter(mask),
         old_keys=batch.old_keys.filter(mask) if batch.old_keys is not None else None,
         unchanged={k: v.filter(mask) for k, v in batch.unchanged.items()},
+        rejects=_remap(batch.rejects, mask),
     )
+
+
+def _remap(rejects: Mapping[int, str], mask: pa.Array) -> dict[int, str]:
+    """Reject row indices after filtering the batch with ``mask``."""
+    if not rejects:
+        return {}
+    kept = [i for i, keep in enumerate(mask.to_pylist()) if keep]
+    return {new: rejects[old] for new, old in enumerate(kept) if old in rejects}
 
 
 def coalesce(
