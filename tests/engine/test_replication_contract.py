@@ -238,3 +238,21 @@ def test_values_the_target_cannot_hold_are_dead_lettered(source: SourceDB) -> No
         f"WHERE table_name = '{source.target_name(t)}'"
     ).fetchall()
     assert len(letters) == 1 and "amount" in letters[0][1] and '"id": 2' in letters[0][2]
+
+
+def test_unrepresentable_values_in_the_initial_copy_are_dead_lettered(source: SourceDB) -> None:
+    if source.kind != "postgres":
+        return
+    t = uid()
+    source.execute(
+        f"CREATE TABLE {t} (id bigint PRIMARY KEY, amount numeric)",
+        f"INSERT INTO {t} VALUES (1, 1.5), (2, 'NaN'), (3, 3)",
+    )
+    arn = source.integrate(t)
+    source.lab.wait(arn, timeout=90)
+    assert [r[0] for r in source.target_rows(t)] == [1, 3]
+    letters = source.lab.sql(
+        "SELECT reason FROM lakehouse_zetl_system.dead_letters "
+        f"WHERE table_name = '{source.target_name(t)}'"
+    ).fetchall()
+    assert len(letters) == 1 and "NaN" in letters[0][0]

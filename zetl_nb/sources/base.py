@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from ..transform.datafilter import DataFilter
 
 
+#: A snapshot batch may end with this string column: per row, why the source could not represent
+#: a value in its column type (null for good rows). The target sends such rows to dead letters.
+REJECT_COLUMN = "__zetl_reject"
+
+
 class SourceError(ZetlError):
     """A source failed in a way the engine reports and retries.
 

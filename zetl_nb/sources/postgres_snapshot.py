@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..core.changes import TableId, TableSchema
-from .base import SourceError
+from .base import REJECT_COLUMN, SourceError
 from .pgtypes import cast_text
 from .postgres import fetch, quote_ident
 
@@ -124,7 +124,7 @@ def _copy_csv(cur: Any, sql: str, schema: TableSchema) -> Iterator[pa.RecordBatc
                     col if d is not None else cast_text(col, t)
                     for col, d, t in zip(batch.columns, direct, target.types, strict=True)
                 ]
-                yield pa.RecordBatch.from_arrays(arrays, schema=target)
+                yield _with_rejects(batch, arrays, target, schema)
         except pa.ArrowInvalid as exc:
             thread.join()
             if not failure and "Empty CSV file" not in str(exc):
@@ -136,3 +136,34 @@ def _copy_csv(cur: Any, sql: str, schema: TableSchema) -> Iterator[pa.RecordBatc
     finally:
         source.close()  # an abandoned read: the COPY thread gets EPIPE and ends
         thread.join()
+
+
+def _with_rejects(
+    raw: pa.RecordBatch, arrays: list[pa.Array], target: pa.Schema, schema: TableSchema
+) -> pa.RecordBatch:
+    """The cast batch; if a value Arrow cannot hold became null, a trailing ``REJECT_COLUMN``
+    says which rows and why (see ``SnapshotReader``), so the target dead-letters them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    reasons: list[str | None] | None = None
+    for i, (before, after) in enumerate(zip(raw.columns, arrays, strict=True)):
+        if after.null_count <= before.null_count:
+            continue
+        column = schema.columns[i]
+        lost = pc.and_(pc.is_valid(before), pc.is_null(after)).to_pylist()
+        texts = before.to_pylist()
+        reasons = reasons or [None] * raw.num_rows
+        for row, bad in enumerate(lost):
+            if bad:
+                why = (
+                    f"column {column.name} ({column.source_type}): value {texts[row]!r} "
+                    f"does not fit {column.type}"
+                )
+                reasons[row] = why if reasons[row] is None else f"{reasons[row]}; {why}"
+    if reasons is None:
+        return pa.RecordBatch.from_arrays(arrays, schema=target)
+    return pa.RecordBatch.from_arrays(
+        [*arrays, pa.array(reasons, pa.string())],
+        schema=target.append(pa.field(REJECT_COLUMN, pa.string())),
+    )

@@ -27,22 +27,38 @@ SCHEMA = pa.schema(
 )
 
 
+_LOCKS: dict[tuple[int, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(catalog: Any, database: str) -> threading.Lock:
+    # Every runner writing into one target shares its dead-letter table: one writer at a time.
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((id(catalog), database), threading.Lock())
+
+
 class DeadLetters:
-    """Appends rejected rows to ``<database>.zetl_system.dead_letters``."""
+    """Appends rejected rows to ``<database>.zetl_system.dead_letters``, once per record.
+
+    Replaying a batch after a restart must not file the same record twice, so a record already
+    there for the same integration, table and seq is skipped.
+    """
 
     def __init__(self, catalog: Any, database: str) -> None:
         self.catalog = catalog
         self.identifier = (database, SYSTEM_NAMESPACE, "dead_letters")
-        self._lock = threading.Lock()
+        self._lock = _lock_for(catalog, database)
         self._table: Any = None
 
     def table(self) -> Any:
         with self._lock:
-            if self._table is None:
-                ns = self.identifier[:2]
-                self.catalog.create_namespace_if_not_exists(ns)
-                self._table = self.catalog.create_table_if_not_exists(self.identifier, SCHEMA)
-            return self._table
+            return self._open()
+
+    def _open(self) -> Any:
+        if self._table is None:
+            self.catalog.create_namespace_if_not_exists(self.identifier[:2])
+            self._table = self.catalog.create_table_if_not_exists(self.identifier, SCHEMA)
+        return self._table
 
     def add(
         self,
@@ -68,4 +84,32 @@ class DeadLetters:
             },
             schema=SCHEMA,
         )
-        self.table().append(data)
+        with self._lock:
+            table = self._open()
+            table.refresh()
+            data = data.filter(_new_records(table, integration_arn, table_name, seq, records))
+            if data.num_rows:
+                table.append(data)
+
+
+def _new_records(table: Any, arn: str, name: str, seq: int, records: list[str]) -> pa.Array:
+    """Which of ``records`` are not filed yet for this integration, table and seq."""
+    from pyiceberg import expressions
+
+    e: Any = expressions  # constructors confuse mypy without the pydantic plugin
+
+    ex = e.And(
+        e.And(e.EqualTo("integration_arn", arn), e.EqualTo("table_name", name)),
+        e.EqualTo("seq", seq),
+    )
+    filed = (
+        set(
+            table.scan(row_filter=ex, selected_fields=("record",))
+            .to_arrow()
+            .column("record")
+            .to_pylist()
+        )
+        if table.current_snapshot()
+        else set()
+    )
+    return pa.array([r not in filed for r in records])

@@ -123,7 +123,7 @@ class TableWriter:
         target: pa.Schema,
         props: dict[str, str] | None,
     ) -> int:
-        rows = pa.Table.from_batches(batches) if batches else target.empty_table()
+        rows = self._split_rejects(_concat(batches)) if batches else target.empty_table()
         good, bad = self._conform(rows, target)
         if bad is not None:
             self.dead_letters.add(self.integration_arn, self.name, bad[0], bad[1], "r", 0)
@@ -183,6 +183,27 @@ class TableWriter:
                 tx.append(good, snapshot_properties=props)
         self.seq, self.position = int(props[SEQ_KEY]), dict(batch.position)
         return counts
+
+    def _split_rejects(self, rows: pa.Table) -> pa.Table:
+        """Dead-letter snapshot rows the source flagged (``REJECT_COLUMN``); return the rest."""
+        from ..sources.base import REJECT_COLUMN
+
+        if REJECT_COLUMN not in rows.column_names:
+            return rows
+        flag = rows.column(REJECT_COLUMN)
+        bad = pc.is_valid(flag)
+        if pc.any(bad).as_py():
+            rejected = rows.filter(bad)
+            reasons = rejected.column(REJECT_COLUMN).to_pylist()
+            self.dead_letters.add(
+                self.integration_arn,
+                self.name,
+                rejected.drop_columns([REJECT_COLUMN]),
+                reasons,
+                "r",
+                0,
+            )
+        return rows.filter(pc.invert(bad)).drop_columns([REJECT_COLUMN])
 
     def _reject(self, batch: ChangeBatch, seq: int) -> ChangeBatch:
         """Send the rows the source could not represent to the dead letters; keep the rest."""
@@ -381,3 +402,17 @@ def _quiet_deletes() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
         yield
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
+    """One table from snapshot batches, some of which may carry the reject column."""
+    from ..sources.base import REJECT_COLUMN
+
+    if any(REJECT_COLUMN in b.schema.names for b in batches):
+        batches = [
+            b
+            if REJECT_COLUMN in b.schema.names
+            else b.append_column(REJECT_COLUMN, pa.nulls(b.num_rows, pa.string()))
+            for b in batches
+        ]
+    return pa.Table.from_batches(batches)
