@@ -263,8 +263,8 @@ class EmbeddedPostgres:
         """Our settings live in their own file, included last, so rewriting it is safe."""
         settings = {
             "wal_level": "logical",
-            "max_replication_slots": "10",
-            "max_wal_senders": "10",
+            "max_replication_slots": "20",  # AWS allows 15 integrations per source
+            "max_wal_senders": "20",
             "listen_addresses": _quote("127.0.0.1"),
             "port": str(port),
             "unix_socket_directories": _quote(str(self.socket_dir)),
