@@ -56,8 +56,8 @@ def test_settings_for_logical_replication(pg: EmbeddedPostgres) -> None:
     assert dict(settings) == {
         "fsync": "on",
         "listen_addresses": "127.0.0.1",
-        "max_replication_slots": "10",
-        "max_wal_senders": "10",
+        "max_replication_slots": "20",
+        "max_wal_senders": "20",
         "server_encoding": "UTF8",
         "wal_level": "logical",
     }
