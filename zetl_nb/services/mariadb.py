@@ -30,7 +30,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -38,6 +37,13 @@ import time
 from pathlib import Path
 
 from zetl_nb.core.errors import ServiceError
+from zetl_nb.services.process import command as _command
+from zetl_nb.services.process import file_size as _file_size
+from zetl_nb.services.process import free_port as _free_port
+from zetl_nb.services.process import pid_alive as _pid_alive
+from zetl_nb.services.process import port_free as _port_free
+from zetl_nb.services.process import read_from as _read_from
+from zetl_nb.services.process import wait_gone as _wait_gone
 
 __all__ = ["DEFAULT_SETTINGS", "PrivateMariaDB"]
 
@@ -328,74 +334,3 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-# -- process helpers -----------------------------------------------------------------------------
-# The same rules as the embedded PostgreSQL's (services/postgres.py), kept here rather than
-# imported from its private names; both could move to one shared module.
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (exited, not yet reaped by a lax init) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): trust kill(0)
-    return stat_line.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _command(pid: int) -> list[str] | None:
-    """The command line of ``pid``, or ``None`` when it cannot be read."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return [p for p in raw.decode("utf-8", "replace").split("\0") if p] or None
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the server does: without it, connections in TIME_WAIT make a just-freed port busy.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""

@@ -31,7 +31,6 @@ import importlib.util
 import os
 import pwd
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -41,6 +40,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from zetl_nb.core.errors import ServiceError
+from zetl_nb.services.process import command as _command
+from zetl_nb.services.process import file_size as _file_size
+from zetl_nb.services.process import free_port as _free_port
+from zetl_nb.services.process import pid_alive as _pid_alive
+from zetl_nb.services.process import port_free as _port_free
+from zetl_nb.services.process import read_from as _read_from
+from zetl_nb.services.process import wait_gone as _wait_gone
 
 __all__ = ["EmbeddedPostgres"]
 
@@ -403,40 +409,6 @@ def _make_traversable(directory: Path) -> None:
             path.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (exited, not yet reaped by a lax init) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS) or hidden: trust kill(0)
-    return stat_line.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _command(pid: int) -> list[str] | None:
-    """The command line of ``pid``, or ``None`` when it cannot be read."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    parts = raw.decode("utf-8", "replace").split("\0")
-    return [p for p in parts if p] or None
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().split("\n", 1)[0])
@@ -444,41 +416,6 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _port_free(port: int) -> bool:
-    """Whether PostgreSQL could bind ``port`` on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As PostgreSQL does: without it, old connections in TIME_WAIT would make a just-freed
-        # port look busy and every restart would move to a new port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _quote(value: str) -> str:
     """A postgresql.conf string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_from(path: Path, offset: int) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
