@@ -12,11 +12,14 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from zetl_nb import Lab
+
+if TYPE_CHECKING:
+    from zetl_nb.services.postgres import EmbeddedPostgres
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 TARGET_DB = "lakehouse"
@@ -130,6 +133,19 @@ def uid(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
+def new_lab(home: Path) -> Lab:
+    """A Lab in ``home`` that rechecks prerequisites every 0.5 s, its target database ready."""
+    lab = Lab(home, prerequisite_recheck_seconds=0.5)
+    prepare_target(lab)
+    return lab
+
+
+def add_private_postgres(lab: Lab, cluster: str, server: EmbeddedPostgres) -> SourceDB:
+    """Register a running private PostgreSQL with ``lab`` by URL, as RDS cluster ``cluster``."""
+    lab.add_database(cluster, server.url)
+    return SourceDB("postgres", lab, cluster, server.url)
+
+
 def prepare_target(lab: Lab) -> None:
     glue = lab.client("glue")
     if TARGET_DB not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]:
@@ -169,9 +185,7 @@ def prepare_target(lab: Lab) -> None:
 def source(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SourceDB]:
-    home = tmp_path_factory.mktemp("repl-home")
-    lab = Lab(home, prerequisite_recheck_seconds=0.5)
-    prepare_target(lab)
+    lab = new_lab(tmp_path_factory.mktemp("repl-home"))
     server: Any = None
     try:
         if request.param == "embedded-postgres":
@@ -181,8 +195,7 @@ def source(
 
             server = EmbeddedPostgres(tmp_path_factory.mktemp("private-pg") / "data")
             server.start()
-            lab.add_database("private-pg", server.url)
-            db = SourceDB("postgres", lab, "private-pg", server.url)
+            db = add_private_postgres(lab, "private-pg", server)
         else:
             from zetl_nb.services.mariadb import PrivateMariaDB
 

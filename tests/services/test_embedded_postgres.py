@@ -12,7 +12,8 @@ import psycopg2  # type: ignore[import-untyped]
 import pytest
 
 from zetl_nb.core.errors import ServiceError
-from zetl_nb.services.postgres import PORT_FILE, EmbeddedPostgres
+from zetl_nb.services.postgres import PORT_FILE, EmbeddedPostgres, _bin_dir, _run_as
+from zetl_nb.services.process import readable_by_others
 
 
 @pytest.fixture
@@ -156,3 +157,23 @@ def test_a_foreign_non_empty_directory_is_refused(tmp_path: Path) -> None:
     (data_dir / "notes.txt").write_text("mine")
     with pytest.raises(ServiceError, match="neither empty nor a PostgreSQL data directory"):
         EmbeddedPostgres(data_dir).start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service account is used under root only")
+def test_under_root_the_service_account_runs_programs_it_can_read() -> None:
+    # The wheel may sit under a 0700 /root; then the programs come from a world-readable copy.
+    pginstall = _bin_dir(_run_as()).parent
+    assert readable_by_others(pginstall)
+    sharedir = subprocess.run(
+        [pginstall / "bin" / "pg_config", "--sharedir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert Path(sharedir) == pginstall / "share" / "postgresql"
+    version = subprocess.run(
+        [pginstall / "bin" / "initdb", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        user="pgserver",
+        cwd="/",
+    ).stdout
+    assert version.startswith("initdb (PostgreSQL) 16.")

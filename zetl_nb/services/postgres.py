@@ -1,5 +1,9 @@
 """An embedded PostgreSQL 16 from the ``pgserver`` wheel's binaries, ready for logical replication.
 
+``bin_dir=`` runs another installation's ``initdb``/``pg_ctl``/``postgres`` the same way (the tests
+run Debian's PostgreSQL 15 from ``/usr/lib/postgresql/15/bin`` so), and ``settings=`` puts extra
+``postgresql.conf`` settings over ours (a server started with ``wal_level = replica``, say).
+
 The server listens on ``127.0.0.1`` only, trusts every local connection (user ``postgres``, no
 password) and runs with ``wal_level = logical``, so the PostgreSQL source can read it through
 ``pgoutput`` exactly as it reads RDS.
@@ -20,13 +24,17 @@ a unix socket only and keeps process-global instance bookkeeping.
 PostgreSQL refuses to run as root. Under root (containers) the binaries run as the unprivileged
 user ``pgserver`` (the account the pgserver wheel itself uses), which then owns ``data_dir``; every
 ancestor directory of ``data_dir`` gets the "others may traverse" bit (``o+x``, not ``o+r``) so that
-user can reach it.
+user can reach it. The wheel's own files we leave alone: when that user cannot read them (a
+site-packages under a ``0700`` ``/root``), the programs run from a world-readable copy of the
+wheel's PostgreSQL in ``/var/cache/zetl_nb``, made once per machine (see ``_served_pginstall``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -36,6 +44,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +55,8 @@ from zetl_nb.services.process import free_port as _free_port
 from zetl_nb.services.process import pid_alive as _pid_alive
 from zetl_nb.services.process import port_free as _port_free
 from zetl_nb.services.process import read_from as _read_from
+from zetl_nb.services.process import readable_by_others as _readable_by_others
+from zetl_nb.services.process import shared_copy as _shared_copy
 from zetl_nb.services.process import wait_gone as _wait_gone
 
 __all__ = ["EmbeddedPostgres"]
@@ -76,15 +87,29 @@ class _RunAs(NamedTuple):
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL 16 on ``127.0.0.1``, its cluster in ``data_dir``.
+    """A PostgreSQL on ``127.0.0.1``, its cluster in ``data_dir``.
 
     ``port=None`` reuses the port of the previous run when it is still free, else picks a free
-    one. ``start`` and ``stop`` are idempotent and safe to call from several threads.
+    one. ``bin_dir`` holds the server programs (default: the pgserver wheel's PostgreSQL 16);
+    ``settings`` are ``postgresql.conf`` values written over ours, e.g. ``{"wal_level":
+    "replica"}`` (leave ``port``, ``listen_addresses`` and the socket directory to us). ``start``
+    and ``stop`` are idempotent and safe to call from several threads.
+
+    >>> EmbeddedPostgres(path, bin_dir=Path("/usr/lib/postgresql/15/bin"))  # doctest: +SKIP
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        bin_dir: Path | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._requested_port = port
+        self._bin_dir = Path(bin_dir) if bin_dir is not None else None
+        self._settings = dict(settings or {})
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -221,7 +246,7 @@ class EmbeddedPostgres:
         # --no-locale: a locale the machine lacks (LANG=xx_YY.UTF-8) would make initdb fail, and
         # C collation sorts the same everywhere.
         cmd = [
-            str(_bin_dir() / "initdb"),
+            str(self._program("initdb", run_as)),
             "-D",
             str(self.data_dir),
             "-U",
@@ -274,6 +299,7 @@ class EmbeddedPostgres:
             "listen_addresses": _quote("127.0.0.1"),
             "port": str(port),
             "unix_socket_directories": _quote(str(self.socket_dir)),
+            **self._settings,
         }
         path = self.data_dir / SETTINGS_FILE
         path.write_text(
@@ -288,8 +314,17 @@ class EmbeddedPostgres:
             os.chown(path, run_as.uid, run_as.gid)
 
     def _pg_ctl(self, args: list[str], run_as: _RunAs | None) -> tuple[int, str]:
-        cmd = [str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args]
+        cmd = [str(self._program("pg_ctl", run_as)), "-D", str(self.data_dir), *args]
         return _run(cmd, run_as, timeout=_START_TIMEOUT_S + 30)
+
+    def _program(self, name: str, run_as: _RunAs | None) -> Path:
+        """``bin_dir/name``, or the pgserver wheel's program when no ``bin_dir`` was given."""
+        if self._bin_dir is None:
+            return _bin_dir(run_as) / name
+        path = self._bin_dir / name
+        if not path.exists():
+            raise ServiceError(f"{path} does not exist: bin_dir must hold initdb and pg_ctl.")
+        return path
 
     def _await_ready(self, pid: int) -> None:
         """Wait for an adopted server that another process is still starting."""
@@ -335,19 +370,56 @@ class EmbeddedPostgres:
 # -- process and file helpers --------------------------------------------------------------------
 
 
-def _bin_dir() -> Path:
-    """The pgserver wheel's ``bin`` (``pgserver._commands.POSTGRES_BIN_PATH``)."""
+def _bin_dir(run_as: _RunAs | None) -> Path:
+    """The ``bin`` of the pgserver wheel's PostgreSQL that ``run_as`` can run."""
+    pginstall = _pginstall()
+    return (pginstall if run_as is None else _served_pginstall(pginstall)) / "bin"
+
+
+def _pginstall() -> Path:
+    """The pgserver wheel's ``pginstall`` (``pgserver._commands.POSTGRES_BIN_PATH``'s parent)."""
     # Located without importing pgserver: its __init__ pulls in psutil and platformdirs and warns
     # about XDG_RUNTIME_DIR, none of which we use.
     spec = importlib.util.find_spec("pgserver")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     for location in locations:
-        path = Path(location) / "pginstall" / "bin"
-        if (path / "pg_ctl").exists():
+        path = Path(location) / "pginstall"
+        if (path / "bin" / "pg_ctl").exists():
             return path
     raise ServiceError(
         "the embedded PostgreSQL needs the pgserver wheel's binaries: pip install 'pgserver<0.2'."
     )
+
+
+@functools.cache
+def _served_pginstall(pginstall: Path) -> Path:
+    """``pginstall`` if the service account can read it, else a world-readable copy of it.
+
+    We run as root here and the programs as the service account, which cannot reach a wheel
+    under a ``0700`` ``/root``; copying (34 MB, once per machine) beats chmod-ing ``/root``.
+    The copy keeps the wheel's layout, ``pgserver/pginstall`` beside ``pgserver.libs``: the
+    programs find libpq through the RPATH ``$ORIGIN/../../../pgserver.libs`` that auditwheel
+    wrote, and PostgreSQL finds its ``share/`` and ``lib/`` relative to its own binary.
+    Cached per process: the check walks some 1,700 files.
+    """
+    trees = {"pgserver/pginstall": pginstall}
+    libs = pginstall.parent.parent / "pgserver.libs"
+    if libs.is_dir():
+        trees["pgserver.libs"] = libs
+    if all(_readable_by_others(tree) for tree in trees.values()):
+        return pginstall
+    try:
+        version = importlib.metadata.version("pgserver")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        copy = _shared_copy(trees, f"pgserver-{version}")
+    except OSError as exc:
+        raise ServiceError(
+            f"user '{_RUN_AS_WHEN_ROOT}' cannot read {pginstall} and copying it where it can "
+            f"failed: {exc}. Free space in /var/cache or the temp dir, or run as a normal user."
+        ) from exc
+    return copy / "pgserver" / "pginstall"
 
 
 def _run_as() -> _RunAs | None:
