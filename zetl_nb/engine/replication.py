@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 MIN_BATCH, MAX_BATCH = 1_000, 100_000
 REDISCOVER_SECONDS = 5.0
 #: Compaction and snapshot expiry run every this many commits of a table.
-MAINTAIN_EVERY = 25
+MAINTAIN_EVERY = 10
 
 
 @dataclass

@@ -2,10 +2,10 @@
 
 Each table is a view ``<database>.<table>`` over its current data files
 (``scan().plan_files()`` → ``read_parquet``), re-created only when the table's metadata changed.
-zetl_nb writes copy-on-write (no delete files) and never renames columns, so the files are the
-table; a table with delete files, or whose columns were renamed, is read through pyiceberg's
-Arrow reader instead (correctness first, see FIELD-NOTES). The DuckDB ``iceberg`` extension is
-not used: installing it needs the internet.
+CDC writes merge-on-read, so the view anti-joins the rows its position-delete files point at
+(``filename``, ``file_row_number``). zetl_nb never renames columns in place (a rename resyncs the
+table), so Parquet column names are the table's. The DuckDB ``iceberg`` extension is not used:
+installing it needs the internet.
 
 >>> lab.sql("SELECT count(*) FROM lakehouse.orders").fetchall()     # doctest: +SKIP
 [(42,)]
@@ -98,18 +98,28 @@ class QueryEngine:
                 f'CREATE OR REPLACE VIEW {target} AS SELECT * FROM "__empty_{schema}_{name}"'
             )
             return
-        if any(t.delete_files for t in tasks):
-            data = table.scan().to_arrow()
-            self.con.register(f"__data_{schema}_{name}", data)
+        paths = ", ".join(_quote(_local(t.file.file_path)) for t in tasks)
+        cols = ", ".join(f'"{f.name}"' for f in table.schema().fields)
+        deletes = {d.file_path for t in tasks for d in t.delete_files}
+        if not deletes:
             self.con.execute(
-                f'CREATE OR REPLACE VIEW {target} AS SELECT * FROM "__data_{schema}_{name}"'
+                f"CREATE OR REPLACE VIEW {target} AS SELECT {cols} FROM "
+                f"read_parquet([{paths}], union_by_name=true)"
             )
             return
-        paths = ", ".join("'" + _local(t.file.file_path).replace("'", "''") + "'" for t in tasks)
-        cols = ", ".join(f'"{f.name}"' for f in table.schema().fields)
+        # Merge-on-read: drop the rows the position-delete files point at.
+        import pyarrow as pa
+
+        mapping = f"__paths_{schema}_{name}"
+        uris = [t.file.file_path for t in tasks]
+        self.con.register(mapping, pa.table({"uri": uris, "local": [_local(u) for u in uris]}))
+        delete_paths = ", ".join(_quote(_local(p)) for p in sorted(deletes))
         self.con.execute(
             f"CREATE OR REPLACE VIEW {target} AS SELECT {cols} FROM "
-            f"read_parquet([{paths}], union_by_name=true)"
+            f"read_parquet([{paths}], union_by_name=true, filename=true, file_row_number=true) d "
+            f"ANTI JOIN (SELECT m.local, x.pos FROM read_parquet([{delete_paths}]) x "
+            f'JOIN "{mapping}" m ON x.file_path = m.uri) del '
+            "ON d.filename = del.local AND d.file_row_number = del.pos"
         )
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
@@ -136,6 +146,10 @@ def _all_namespaces(cat: Any) -> list[tuple[str, ...]]:
         out.append(ns)
         stack.extend(tuple(child) for child in cat.list_namespaces(ns) if tuple(child) != ns)
     return sorted(out)
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
 
 
 def _local(uri: str) -> str:

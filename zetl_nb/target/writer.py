@@ -1,11 +1,12 @@
 """Apply change batches to Iceberg tables, exactly once.
 
 Each batch is coalesced per primary key (the last image wins, deletes are kept), then applied as
-one Iceberg transaction: delete every touched key, append the final images. Every snapshot the
-transaction creates carries the checkpoint in its summary (``zetl.seq``, ``zetl.position``), so
+one Iceberg snapshot, merge-on-read: the final images go to a new data file, and the old image of
+every touched key is deleted by position (located through a primary-key index, see
+:mod:`.keyindex` and :mod:`.rowdelta`), so a batch costs what it changes, not what the table
+holds. Every snapshot carries the checkpoint in its summary (``zetl.seq``, ``zetl.position``), so
 the data and the position commit atomically: after a crash, :func:`read_checkpoint` says where the
-table is, and replayed rows at or below it are skipped. pyiceberg writes copy-on-write (see
-FIELD-NOTES), so a batch rewrites the data files its keys touch.
+table is, and replayed rows at or below it are skipped. :meth:`TableWriter.maintain` compacts.
 
 Rows the target type cannot hold go to the dead-letter table with the reason, never dropped.
 """
@@ -13,10 +14,7 @@ Rows the target type cannot hold go to the dead-letter table with the reason, ne
 from __future__ import annotations
 
 import json
-import time
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +79,7 @@ class TableWriter:
         self.dead_letters = dead_letters
         self.integration_arn = integration_arn
         self.seq, self.position = read_checkpoint(table)
+        self._index: Any = None  # KeyIndex of the current snapshot, built on first use
 
     @property
     def name(self) -> str:
@@ -101,9 +100,8 @@ class TableWriter:
         """
         target = self.table.schema().as_arrow()
         total = 0
-        with self.table.transaction() as tx, _quiet_deletes():
-            if self.table.current_snapshot() is not None:
-                tx.delete(_always_true(), snapshot_properties={LOADING_KEY: "true"})
+        with self.table.transaction() as tx:
+            self._truncate(tx, {LOADING_KEY: "true"})
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
             for batch in batches:
@@ -173,14 +171,8 @@ class TableWriter:
         counts.deleted = int(pc.sum(pc.equal(ops, "d")).as_py() or 0)
         counts.dead_lettered += 0 if bad is None else bad[0].num_rows
         props = _props(max(batch_seq, batch.truncate_seq or 0, self.seq or 0), batch.position)
-        touched = pa.concat_tables([final.select(keys), delete_keys.select(keys)]) if keys else None
-        with self.table.transaction() as tx, _quiet_deletes():
-            if batch.truncate:
-                tx.delete(_always_true(), snapshot_properties=props)
-            if touched is not None and touched.num_rows:
-                tx.delete(key_filter(touched, keys), snapshot_properties=props)
-            if good.num_rows:
-                tx.append(good, snapshot_properties=props)
+        touched = pa.concat_tables([final.select(keys), delete_keys.select(keys)])
+        self._merge_on_read(good, touched, props, batch.truncate)
         self.seq, self.position = int(props[SEQ_KEY]), dict(batch.position)
         return counts
 
@@ -217,36 +209,83 @@ class TableWriter:
         return replace(_filter(batch, keep), rejects={})
 
     def maintain(
-        self, max_files: int = 48, keep_seconds: float = 3600.0, keep_last: int = 20
+        self,
+        max_files: int = 32,
+        max_delete_files: int = 16,
+        keep_seconds: float = 600.0,
+        keep_last: int = 20,
+        max_snapshots: int = 200,
     ) -> bool:
-        """Keep commit time flat under continuous CDC: compact small files, expire snapshots.
+        """Keep commit and read time flat under continuous CDC (see :mod:`.compaction`).
 
-        Copy-on-write commits leave one small file per batch; when the table has more than
-        ``max_files`` data files they are rewritten as one, in a commit that carries the same
-        checkpoint. Snapshots older than ``keep_seconds`` (beyond the newest ``keep_last``, which
-        time travel in labs uses) are expired. Returns whether it compacted.
+        Compacts when the table has more than ``max_files`` data files or ``max_delete_files``
+        delete files, in a commit that carries the same checkpoint, then expires snapshots.
+        Returns whether it compacted.
         """
-        snap = self.table.current_snapshot()
-        if snap is None or self.seq is None:
+        from .compaction import compact, expire, summary_counts
+
+        if self.table.current_snapshot() is None or self.seq is None:
             return False
-        files = int(
-            (snap.summary.additional_properties or {}).get("total-data-files", "0")
-            if snap.summary
-            else 0
-        )
+        data_files, delete_files = summary_counts(self.table)
         compacted = False
-        if files > max_files:
-            data = self.table.scan().to_arrow()
-            props = _props(self.seq, self.position or {})
-            with self.table.transaction() as tx, _quiet_deletes():
-                tx.overwrite(data, snapshot_properties=props)
-            compacted = True
-        snapshots = sorted(self.table.snapshots(), key=lambda s: s.timestamp_ms)
-        cutoff_ms = (time.time() - keep_seconds) * 1000
-        old = [s.snapshot_id for s in snapshots[:-keep_last] if s.timestamp_ms < cutoff_ms]
-        if old:
-            self.table.maintenance.expire_snapshots().by_ids(old).commit()
+        if data_files > max_files or delete_files > max_delete_files:
+            compacted = compact(self.table, _props(self.seq, self.position or {})) > 0
+            self._index = None  # positions moved
+        expire(self.table, keep_seconds, keep_last, max_snapshots)
         return compacted
+
+    def _merge_on_read(
+        self, rows: pa.Table, touched: pa.Table, props: dict[str, str], truncate: bool
+    ) -> None:
+        """One commit: ``rows`` as new data files; touched keys' old images deleted by position."""
+        from .keyindex import KeyIndex
+        from .rowdelta import commit_row_delta, write_data_files, write_position_deletes
+
+        keys = list(self.schema.primary_key)
+        try:
+            with self.table.transaction() as tx:
+                if truncate:
+                    self._truncate(tx, props)
+                    index = KeyIndex.empty(self.table, keys)
+                else:
+                    index = self._key_index(keys)
+                positions = index.locate(touched) if touched.num_rows and len(index) else None
+                data_files = write_data_files(tx, rows)
+                deletes = (
+                    write_position_deletes(self.table, positions, index.files)
+                    if positions is not None
+                    else []
+                )
+                if data_files or deletes:
+                    commit_row_delta(tx, data_files + deletes, properties=props)
+            if touched.num_rows:
+                index.forget(touched)
+            index.add_files(self.table, data_files)
+            snap = self.table.current_snapshot()
+            index.snapshot_id = snap.snapshot_id if snap else None
+            self._index = index
+        except BaseException:
+            self._index = None
+            raise
+
+    def _key_index(self, keys: list[str]) -> Any:
+        """The key index of the current snapshot, built again when anything else committed."""
+        from .keyindex import KeyIndex
+
+        snap = self.table.current_snapshot()
+        current = snap.snapshot_id if snap else None
+        if self._index is None or self._index.snapshot_id != current or self._index.keys != keys:
+            self._index = KeyIndex.build(self.table, keys)
+        return self._index
+
+    def _truncate(self, tx: Any, props: dict[str, str]) -> None:
+        """Stage the removal of every data and delete file (TRUNCATE, or a fresh load)."""
+        from .rowdelta import commit_row_delta, live_files
+
+        files = live_files(self.table)
+        if files:
+            commit_row_delta(tx, [], set(files), props, operation="delete")
+        self._index = None
 
     def evolve(self, new: TableSchema) -> None:
         """Add new columns and promote types; SchemaIncompatible when Iceberg cannot.
@@ -388,20 +427,6 @@ def key_filter(keys_table: pa.Table, keys: list[str]) -> Any:
     for term in terms[1:]:
         expr = ex.Or(expr, term)
     return expr
-
-
-def _always_true() -> Any:
-    from pyiceberg.expressions import AlwaysTrue
-
-    return AlwaysTrue()
-
-
-@contextmanager
-def _quiet_deletes() -> Iterator[None]:
-    # A delete of keys that are not there yet (inserts) is normal here, not worth a warning.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        yield
 
 
 def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
