@@ -235,36 +235,55 @@ def test_unchanged_toast_values_are_kept(source: SourceDB) -> None:
     assert all(r[3] == big for r in source.target_rows(t))
 
 
+def _unholdable(source: SourceDB, t: str, postgres_value: str) -> tuple[list[str], str]:
+    """Statements that create ``t`` and insert rows 1-3 into it, row 2 holding values the target
+    cannot hold, and the text of such a value that the dead letter's reason quotes.
+
+    PostgreSQL: ``postgres_value`` in an unconstrained numeric (decimal(38, 10) in the target).
+    MariaDB, under ALLOW_INVALID_DATES: February 31st in a DATE, a zero month in a DATETIME; row 3
+    holds the zero date, which replicates as null; row 1 a leap day and a time before 1970.
+    """
+    if source.kind == "postgres":
+        create = f"CREATE TABLE {t} (id bigint PRIMARY KEY, v numeric)"
+        rows = f"(1, 1.5), (2, {postgres_value}), (3, 3)"
+        return [create, f"INSERT INTO {t} VALUES {rows}"], postgres_value.strip("'")
+    create = f"CREATE TABLE {t} (id bigint PRIMARY KEY, v date, w datetime(6))"
+    rows = (
+        "(1, '2024-02-29', '1969-12-31 23:59:59.5'), "
+        "(2, '2024-02-31', '2024-00-10 08:00:00.25'), "
+        "(3, '0000-00-00', '0000-00-00 00:00:00')"
+    )
+    session = "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'"
+    return [create, session, f"INSERT INTO {t} VALUES {rows}"], "2024-02-31"
+
+
 def test_values_the_target_cannot_hold_are_dead_lettered(source: SourceDB) -> None:
-    if source.kind != "postgres":
-        return  # MariaDB's DECIMAL is bounded at 65 digits and maps to string past 38
     t = uid()
-    source.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, amount numeric)")
+    create, *insert = _unholdable(source, t, "1e40")[0]
+    source.execute(create)
     arn = source.integrate(t)
     source.lab.wait(arn, timeout=90)
-    source.execute(f"INSERT INTO {t} VALUES (1, 1.5), (2, 1e40), (3, 3)")
+    source.execute(*insert)
     source.lab.wait(arn, timeout=60)
-    assert [r[0] for r in source.target_rows(t)] == [1, 3]
+    target = source.target_rows(t)
+    assert [r[0] for r in target] == [1, 3] and target[0] == source.rows(t)[0]
     letters = source.lab.sql(
         "SELECT table_name, reason, record FROM lakehouse_zetl_system.dead_letters "
         f"WHERE table_name = '{source.target_name(t)}'"
     ).fetchall()
-    assert len(letters) == 1 and "amount" in letters[0][1] and '"id": 2' in letters[0][2]
+    assert len(letters) == 1 and "column v (" in letters[0][1] and '"id": 2' in letters[0][2]
 
 
 def test_unrepresentable_values_in_the_initial_copy_are_dead_lettered(source: SourceDB) -> None:
-    if source.kind != "postgres":
-        return
     t = uid()
-    source.execute(
-        f"CREATE TABLE {t} (id bigint PRIMARY KEY, amount numeric)",
-        f"INSERT INTO {t} VALUES (1, 1.5), (2, 'NaN'), (3, 3)",
-    )
+    statements, shown = _unholdable(source, t, "'NaN'")
+    source.execute(*statements)
     arn = source.integrate(t)
     source.lab.wait(arn, timeout=90)
-    assert [r[0] for r in source.target_rows(t)] == [1, 3]
+    target = source.target_rows(t)
+    assert [r[0] for r in target] == [1, 3] and target[0] == source.rows(t)[0]
     letters = source.lab.sql(
-        "SELECT reason FROM lakehouse_zetl_system.dead_letters "
+        "SELECT reason, record FROM lakehouse_zetl_system.dead_letters "
         f"WHERE table_name = '{source.target_name(t)}'"
     ).fetchall()
-    assert len(letters) == 1 and "NaN" in letters[0][0]
+    assert len(letters) == 1 and shown in letters[0][0] and '"id": 2' in letters[0][1]

@@ -22,12 +22,16 @@ float / double                                        float32 / float64 (float e
 bit(n), n > 1                                         int64
 char, varchar, *text, enum, set, json                 string (char without trailing spaces)
 binary, varbinary, *blob, geometry types              binary
-date                                                  date32 (zero dates become null)
-datetime                                              timestamp('us')
+date                                                  date32 (the zero date becomes null)
+datetime                                              timestamp('us') (likewise)
 timestamp                                             timestamp('us', 'UTC')
 time                                                  string, as the server prints it (TIME is an
                                                       interval up to ±838:59:59, wider than time64)
 ====================================================  ==========================================
+
+A DATE or DATETIME that is not on the calendar (``2024-00-10``, or ``2024-02-31`` under
+``ALLOW_INVALID_DATES``) fits no Arrow or Iceberg date: its row goes to the dead letters, with
+the column and the server's text of the value in the reason, and the other rows replicate.
 
 Positions and ``seq``: a position is ``{"gtid": "0-1-57", "file": "binlog.000003", "pos": 1234}``;
 ``gtid`` is the GTID state after the last transaction (what a MariaDB replica sends as

@@ -9,8 +9,12 @@ rescaled as buffers).
 
 Values are made to equal what ``SELECT`` (and so the snapshot) returns: ``CHAR`` without trailing
 spaces, ``FLOAT`` as its exact binary value, ``TIME`` as the server's text (``-01:02:03.500``, up
-to ``838:59:59``), zero dates as null. Temporal columns must be in the MySQL 5.6 format MariaDB
-writes by default (``mysql56_temporal_format=ON``); older tables need ``ALTER TABLE ... FORCE``.
+to ``838:59:59``), the zero date as null. A date that is not on the calendar (a zero month or
+day, or February 31st under ``ALLOW_INVALID_DATES``) decodes as the server's text, a ``str``
+where an ``int`` belongs: :func:`arrow_array` turns it into null and a reject for the dead
+letters, so the fast path never checks for it. Temporal columns must be in the MySQL 5.6 format
+MariaDB writes by default (``mysql56_temporal_format=ON``); older tables need
+``ALTER TABLE ... FORCE``.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from .mysql_binlog import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["RowsDecoder", "arrow_array", "value_reader"]
+__all__ = ["RowsDecoder", "arrow_array", "on_calendar", "unrepresentable", "value_reader"]
 
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _EXACT = Context(prec=100)  # the default context's 28 digits would round DECIMAL(30+, s)
@@ -141,10 +145,26 @@ def _days(year: int, month: int, day: int) -> int:
     return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
 
 
+_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def on_calendar(year: int, month: int, day: int) -> bool:
+    """Whether a date MariaDB stored exists (it may hold ``2024-00-10`` or ``2024-02-31``)."""
+    if not (1 <= month <= 12 and 1 <= day <= _MONTH_DAYS[month]):
+        return False
+    return month != 2 or day < 29 or (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0))
+
+
+def _date_value(year: int, month: int, day: int) -> int | str | None:
+    """Days since 1970; None for the zero date; the server's text for a date off the calendar."""
+    if on_calendar(year, month, day):
+        return _days(year, month, day)
+    return f"{year:04d}-{month:02d}-{day:02d}" if year or month or day else None
+
+
 def _date(data: bytes, pos: int) -> tuple[Any, int]:
     v = int.from_bytes(data[pos : pos + 3], "little")
-    day, month, year = v & 31, v >> 5 & 15, v >> 9
-    return (_days(year, month, day) if day and month else None), pos + 3
+    return _date_value(v >> 9, v >> 5 & 15, v & 31), pos + 3
 
 
 def _frac(fsp: int) -> tuple[int, int]:
@@ -155,22 +175,30 @@ def _frac(fsp: int) -> tuple[int, int]:
 
 def _datetime2(fsp: int) -> Reader:
     size, scale = _frac(fsp)
-    cache: dict[int, int] = {}  # packed year/month/day → days since 1970 (-1: a zero date)
+    # packed year/month/day → _date_value() of it (days since 1970, None or the date's text)
+    cache: dict[int, int | str | None] = {}
 
     def read(data: bytes, pos: int) -> tuple[Any, int]:
         v = int.from_bytes(data[pos : pos + 5], "big") - 0x8000000000
         frac = int.from_bytes(data[pos + 5 : pos + 5 + size], "big") * scale if size else 0
         ymd, hms = v >> 17, v & 0x1FFFF
-        days = cache.get(ymd)
-        if days is None:
+        try:
+            days = cache[ymd]
+        except KeyError:
             year, month = divmod(ymd >> 5, 13)
-            days = cache[ymd] = _days(year, month, ymd & 31) if month and ymd & 31 else -1
-        if days < 0:
-            return None, pos + 5 + size
+            days = cache[ymd] = _date_value(year, month, ymd & 31)
+        if not isinstance(days, int):  # the zero date, or a date off the calendar
+            return (None if days is None else _datetime_text(days, hms, frac, fsp)), pos + 5 + size
         secs = (hms >> 12) * 3600 + (hms >> 6 & 63) * 60 + (hms & 63)
         return (days * 86_400 + secs) * 1_000_000 + frac, pos + 5 + size
 
     return read
+
+
+def _datetime_text(date: str, hms: int, micros: int, fsp: int) -> str:
+    """A DATETIME as the server prints it (``2024-02-31 10:00:00.50`` for DATETIME(2))."""
+    text = f"{date} {hms >> 12:02d}:{hms >> 6 & 63:02d}:{hms & 63:02d}"
+    return f"{text}.{micros:06d}"[: len(text) + 1 + fsp] if fsp else text
 
 
 def _timestamp2(fsp: int) -> Reader:
@@ -474,11 +502,22 @@ def _compile(
 # -- Arrow ---------------------------------------------------------------------------------------
 
 
-def arrow_array(values: Sequence[Any], column: Column) -> pa.Array:
-    """One column of decoded values as an Arrow array of ``column.type``."""
+def arrow_array(values: Sequence[Any], column: Column, rejects: dict[int, str]) -> pa.Array:
+    """One column of decoded values as an Arrow array of ``column.type``.
+
+    A value the column type cannot hold (a date off the calendar) becomes null, and its row
+    index gets a reason in ``rejects`` (added to any reason another column gave it).
+    """
     import pyarrow as pa
 
     arrow = column.type
+    if pa.types.is_date(arrow) or pa.types.is_timestamp(arrow):
+        try:
+            return pa.array(values, arrow)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            if not any(type(v) is str for v in values):
+                raise
+            return pa.array(_rejected(values, column, rejects), arrow)
     if pa.types.is_decimal(arrow):
         if column.source_type.lower().startswith("bigint"):
             return pa.array(values, pa.uint64()).cast(arrow)  # BIGINT UNSIGNED
@@ -496,6 +535,26 @@ def arrow_array(values: Sequence[Any], column: Column) -> pa.Array:
             values = [None if v is None else _decimal_text(v, scale) for v in values]
         return pa.array(values, pa.binary()).cast(pa.string())  # validates UTF-8 in C
     return pa.array(values, arrow)
+
+
+def unrepresentable(column: Column, text: str) -> str:
+    """Why a dead letter's value could not be replicated, with the server's text of it."""
+    return (
+        f"column {column.name} ({column.source_type}): value {text!r} is not a calendar date, "
+        f"which {column.type} cannot hold"
+    )
+
+
+def _rejected(values: Sequence[Any], column: Column, rejects: dict[int, str]) -> list[Any]:
+    """``values`` with the server's texts of dates off the calendar as nulls, which it records
+    in ``rejects``. Only called for a column that holds such a value."""
+    out = list(values)
+    for row, value in enumerate(values):
+        if type(value) is str:
+            out[row] = None
+            why = unrepresentable(column, value)
+            rejects[row] = f"{rejects[row]}; {why}" if row in rejects else why
+    return out
 
 
 def _scale_of(source_type: str) -> int:

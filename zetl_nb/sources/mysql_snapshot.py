@@ -9,7 +9,10 @@ Speed: pymysql parses the text protocol in Python (~3 µs per row plus a convert
 value): 47-82k rows/s for a 7-column table here. Instead the server renders each row as one CSV
 line (strings quoted, binary as hex, ``NULL`` as an empty unquoted field) and ``GROUP_CONCAT``
 packs a page of rows into one value, which pyarrow's C CSV reader parses straight into typed
-columns: 320-500k rows/s on the same table (``python bench/mysql_source.py``). Pages are key
+columns: 320-500k rows/s on the same table (``python bench/mysql_source.py``). Dates go over as the
+server prints them: the zero date parses as null, and a page holding a date off the calendar
+(``2024-00-10``, ``2024-02-31``), which Arrow refuses, is parsed again with its date columns as
+text, those rows marked with a ``REJECT_COLUMN`` reason for the dead letters. Pages are key
 ranges for an integer primary key, keyset pages for another single-column key, and adapt to stay
 well under ``max_allowed_packet`` (the server truncates a larger ``GROUP_CONCAT``). Tables without
 a single-column primary key stream one CSV line per row instead, which costs pymysql's per-row
@@ -26,8 +29,9 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.changes import Column, TableId, TableSchema
-from .base import SourceError
+from .base import REJECT_COLUMN, SourceError
 from .mysql import connect, read_schemas, seq_in, source_error
+from .mysql_rows import on_calendar, unrepresentable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -262,20 +266,21 @@ class MySQLSnapshot:
 
     def _parse(self, data: bytes, schema: TableSchema, expected: int) -> pa.RecordBatch:
         import pyarrow as pa
-        import pyarrow.csv as pacsv
 
-        names = [f"c{i}" for i in range(len(schema.columns))]
-        parsed = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: _csv_type(c) for n, c in zip(names, schema.columns, strict=True)},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        reasons: list[str | None] = []
+        try:
+            parsed = _read_page(data, schema)
+        except pa.ArrowInvalid:
+            dated = _dated(schema)
+            if not dated:
+                raise
+            # A date off the calendar (rare): the date columns as text, sorted out row by row.
+            parsed = _read_page(data, schema, dated)
+            reasons = [None] * parsed.num_rows
+            for i in dated:
+                texts = parsed.column(i).combine_chunks()
+                dates = _calendar_dates(texts, schema.columns[i], reasons)
+                parsed = parsed.set_column(i, f"c{i}", dates)
         if parsed.num_rows != expected:
             raise SourceError(
                 "InternalError",
@@ -285,7 +290,13 @@ class MySQLSnapshot:
         arrays = [
             _finish(parsed.column(i).combine_chunks(), col) for i, col in enumerate(schema.columns)
         ]
-        return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow_schema())
+        target = schema.arrow_schema()
+        if not any(reasons):
+            return pa.RecordBatch.from_arrays(arrays, schema=target)
+        return pa.RecordBatch.from_arrays(
+            [*arrays, pa.array(reasons, pa.string())],
+            schema=target.append(pa.field(REJECT_COLUMN, pa.string())),
+        )
 
     def close(self) -> None:
         conn, self._conn = getattr(self, "_conn", None), None
@@ -318,8 +329,6 @@ def _csv_expr(col: Column) -> str:
         expr = f"{q} + 0"
     elif t == pa.float32():
         expr = f"CAST({q} AS DOUBLE)"  # FLOAT prints 6 digits; as DOUBLE it prints exactly
-    elif pa.types.is_date(t) or pa.types.is_timestamp(t):
-        expr = f"IF(MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0, NULL, {q})"  # zero dates: null
     elif pa.types.is_binary(t):
         expr = f"CONCAT('\"', HEX({q}), '\"')"
     elif pa.types.is_string(t) and not source.startswith(("decimal", "numeric", "time")):
@@ -327,6 +336,73 @@ def _csv_expr(col: Column) -> str:
     else:
         expr = q  # numbers and TIME: their text never needs quoting
     return f"IFNULL({expr}, '')" if col.nullable or expr != q else expr
+
+
+#: Parsed as null: NULL, and the zero date as the server prints it (DATE, DATETIME(n), TIMESTAMP).
+_NULLS = [
+    "",
+    "0000-00-00",
+    "0000-00-00 00:00:00",
+    *(f"0000-00-00 00:00:00.{'0' * n}" for n in range(1, 7)),
+]
+
+
+def _read_page(data: bytes, schema: TableSchema, as_text: list[int] | None = None) -> pa.Table:
+    """A page of CSV lines as a table of columns ``c0, c1...``; ``as_text`` columns as strings."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(len(schema.columns))]
+    text = set(as_text or ())
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={
+                n: pa.string() if i in text else _csv_type(c)
+                for i, (n, c) in enumerate(zip(names, schema.columns, strict=True))
+            },
+            # Quoted fields (strings) never match: only the unquoted zero date becomes null.
+            null_values=_NULLS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _dated(schema: TableSchema) -> list[int]:
+    """The DATE and DATETIME columns (a TIMESTAMP can hold no date off the calendar)."""
+    import pyarrow as pa
+
+    return [
+        i
+        for i, c in enumerate(schema.columns)
+        if pa.types.is_date(c.type) or (pa.types.is_timestamp(c.type) and c.type.tz is None)
+    ]
+
+
+def _calendar_dates(texts: pa.Array, col: Column, reasons: list[str | None]) -> pa.Array:
+    """Dates as the server prints them → the CSV type of ``col``; a date off the calendar becomes
+    null and its row gets a reason (the zero date with a time of day becomes null alone)."""
+    import pyarrow as pa
+
+    csv_type = _csv_type(col)
+    try:
+        return texts.cast(csv_type)
+    except pa.ArrowInvalid:
+        pass
+    values = texts.to_pylist()
+    for row, text in enumerate(values):
+        if text is None:
+            continue
+        year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+        if not on_calendar(year, month, day):
+            values[row] = None
+            if year or month or day:
+                why = unrepresentable(col, text)
+                reasons[row] = why if reasons[row] is None else f"{reasons[row]}; {why}"
+    return pa.array(values, pa.string()).cast(csv_type)
 
 
 def _csv_type(col: Column) -> pa.DataType:

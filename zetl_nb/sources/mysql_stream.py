@@ -279,7 +279,8 @@ class _Builder:
 
         columns = self.schema.columns
         values = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(columns)
-        arrays = [mr.arrow_array(v, c) for v, c in zip(values, columns, strict=True)]
+        rejects: dict[int, str] = {}  # rows the target cannot hold go to the dead letters
+        arrays = [mr.arrow_array(v, c, rejects) for v, c in zip(values, columns, strict=True)]
         old: pa.Table | None = None
         if self.old_keys:
             keys = [self.schema.column(k) for k in self.schema.primary_key]
@@ -288,7 +289,7 @@ class _Builder:
                 for col, value in zip(cols, key, strict=True):
                     col[row] = value
             old = pa.table(
-                [mr.arrow_array(v, k) for v, k in zip(cols, keys, strict=True)],
+                [mr.arrow_array(v, k, rejects) for v, k in zip(cols, keys, strict=True)],
                 names=[k.name for k in keys],
             )
         return ChangeBatch(
@@ -300,6 +301,7 @@ class _Builder:
             old_keys=old,
             truncate=self.truncate,
             truncate_seq=self.truncate_seq,
+            rejects=rejects,
         )
 
 
