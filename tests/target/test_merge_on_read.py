@@ -114,7 +114,9 @@ def test_random_streams_match_the_model(steps: list[tuple[str, Any]]) -> None:
         assert duckdb_rows(fx.lc) == model
         fresh = KeyIndex.build(fx.writer.table, ["id"])
         assert sorted(fresh.frame["id"].to_list()) == sorted(model)
-        assert read_checkpoint(fx.writer.table)[0] in (fx.seq, None) or not steps
+        # A batch that changes nothing (deletes of absent keys) commits nothing: the checkpoint
+        # may lag, and replaying such a batch is a no-op.
+        assert (read_checkpoint(fx.writer.table)[0] or 0) <= fx.seq
     finally:
         fx.close()
 
@@ -146,7 +148,7 @@ def test_compaction_merges_files_and_keeps_checkpoint() -> None:
         assert data_files == 11 and delete_files == 10
         expected = iceberg_rows(fx.writer)
         props = {"zetl.seq": str(fx.seq), "zetl.position": f'{{"lsn": {fx.seq}}}'}
-        assert compact(fx.writer.table, props) == 11
+        assert len(compact(fx.writer.table, props)[0]) == 11
         assert summary_counts(fx.writer.table) == (1, 0)
         assert len(fx.writer.table.current_snapshot().manifests(fx.writer.table.io)) == 1
         assert iceberg_rows(fx.writer) == expected == duckdb_rows(fx.lc)

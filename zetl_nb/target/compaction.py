@@ -25,7 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .rowdelta import commit_row_delta, live_files, write_data_files, write_position_deletes
+from .rowdelta import (
+    commit_row_delta,
+    live_entries,
+    transaction,
+    write_data_files,
+    write_position_deletes,
+)
 
 
 def summary_counts(table: Any) -> tuple[int, int]:
@@ -40,12 +46,15 @@ def compact(
     properties: dict[str, str],
     small_rows: int = 250_000,
     heavy_fraction: float = 0.2,
-) -> int:
-    """Rewrite small and heavily deleted files, merge deletes and manifests; files rewritten."""
-    from pyiceberg.io.pyarrow import ArrowScan
+) -> tuple[set[str], list[Any]]:
+    """Rewrite small and heavily deleted files, merge deletes and manifests.
+
+    Returns the paths of the rewritten data files and the data files written in their place.
+    """
     from pyiceberg.manifest import DataFileContent
 
-    files = live_files(table)
+    entries = live_entries(table)
+    files = [e.data_file for _, group in entries for e in group]
     data = [f for f in files if f.content == DataFileContent.DATA]
     deletes = [f for f in files if f.content == DataFileContent.POSITION_DELETES]
     positions = _read_positions(table, deletes)
@@ -57,21 +66,49 @@ def compact(
         or deleted_per_file.get(f.file_path, 0) > heavy_fraction * f.record_count
     }
     if len(rewrite) <= 1 and len(deletes) <= 1:
-        return 0
-    tasks = [t for t in table.scan().plan_files() if t.file.file_path in rewrite]
-    with table.transaction() as tx:
-        rows = ArrowScan(table.metadata, table.io, table.schema(), _always_true()).to_table(tasks)
-        added = write_data_files(tx, rows)
+        return set(), []
+    with transaction(table) as tx:
+        rows = _live_rows(table, [f for f in data if f.file_path in rewrite], positions)
+        written = write_data_files(tx, rows)
         keep = pc.invert(pc.is_in(positions.column("file_path"), pa.array(sorted(rewrite))))
         by_path = {f.file_path: f for f in data}
-        added += write_position_deletes(table, positions.filter(keep), by_path)
+        merged = write_position_deletes(table, positions.filter(keep), by_path)
         removed = {f for f in data if f.file_path in rewrite} | set(deletes)
-        commit_row_delta(tx, added, removed, properties, merge_manifests=True)
-    return len(rewrite)
+        commit_row_delta(
+            tx, written + merged, removed, properties, merge_manifests=True, parent_entries=entries
+        )
+    return rewrite, written
+
+
+def _live_rows(table: Any, data_files: list[Any], positions: pa.Table) -> pa.Table:
+    """Rows of ``data_files`` in the table's current schema, without the deleted positions."""
+    import numpy as np
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+    from pyiceberg.table import FileScanTask
+
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    by_file = positions.group_by("file_path").aggregate([("pos", "list")])
+    gone = dict(
+        zip(
+            by_file.column("file_path").to_pylist(),
+            by_file.column("pos_list").to_numpy(zero_copy_only=False),
+            strict=True,
+        )
+    )
+    parts = []
+    for f in data_files:
+        rows = scan.to_table([FileScanTask(f)])
+        if f.file_path in gone:
+            keep = np.ones(rows.num_rows, dtype=bool)
+            keep[np.asarray(gone[f.file_path], dtype=np.int64)] = False
+            rows = rows.filter(pa.array(keep))
+        parts.append(rows)
+    return pa.concat_tables(parts) if parts else table.schema().as_arrow().empty_table()
 
 
 def expire(
-    table: Any, keep_seconds: float = 600.0, keep_last: int = 20, max_snapshots: int = 200
+    table: Any, keep_seconds: float = 600.0, keep_last: int = 20, max_snapshots: int = 100
 ) -> int:
     """Expire old snapshots; returns how many."""
     snapshots = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
@@ -84,7 +121,10 @@ def expire(
     if excess > 0:
         old |= {s.snapshot_id for s in candidates[:excess]}
     if old:
-        table.maintenance.expire_snapshots().by_ids(sorted(old)).commit()
+        from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+        # by_ids reads the metadata once per id: the cached transaction makes that cheap
+        ExpireSnapshots(transaction(table, autocommit=True)).by_ids(sorted(old)).commit()
     return len(old)
 
 
@@ -96,9 +136,3 @@ def _read_positions(table: Any, deletes: list[Any]) -> pa.Table:
         with table.io.new_input(d.file_path).open() as f:
             parts.append(pq.read_table(f, columns=["file_path", "pos"]).cast(DELETE_SCHEMA))
     return pa.concat_tables(parts) if parts else DELETE_SCHEMA.empty_table()
-
-
-def _always_true() -> Any:
-    from pyiceberg.expressions import AlwaysTrue
-
-    return AlwaysTrue()

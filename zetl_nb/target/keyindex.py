@@ -78,6 +78,16 @@ class KeyIndex:
         file_ids = hits[FILE].to_arrow().cast(pa.int64())
         return pa.table({"file_path": paths.take(file_ids), "pos": hits[POS].to_arrow()})
 
+    def drop_files(self, paths: Iterable[str]) -> None:
+        """Drop the entries of data files that are no longer part of the table."""
+        import polars as pl
+
+        ids = [self._ids[p] for p in paths if p in self._ids]
+        if ids:
+            self.frame = self.frame.filter(~pl.col(FILE).is_in(pl.Series(ids, dtype=pl.UInt32)))
+        for p in paths:
+            self.files.pop(p, None)
+
     def forget(self, keys: pa.Table) -> None:
         """Drop index entries of ``keys`` (their rows were just deleted)."""
         probe = _frame(keys.select(self.keys)).unique()

@@ -80,16 +80,49 @@ def _select_paths(positions: pa.Table, paths: list[str]) -> pa.Table:
     return positions.filter(pc.is_in(positions.column("file_path"), pa.array(paths)))
 
 
-def live_files(table: Any) -> list[Any]:
-    """Every live file (data and delete) of ``table``'s current snapshot."""
+def transaction(table: Any, autocommit: bool = False) -> Any:
+    """``table.transaction()``, but reading the staged metadata does not deep-copy it each time.
+
+    pyiceberg's ``Transaction.table_metadata`` re-applies the staged updates to a deep copy of
+    the whole metadata (every snapshot) on each access, and a commit reads it ~20 times: that
+    was most of a small commit's cost, growing with the snapshot count. Here the result is kept
+    until another update is staged (the metadata models are immutable).
+    """
+    global _TX_CLASS
+    if _TX_CLASS is None:
+        from pyiceberg.table import Transaction
+
+        class CachedTransaction(Transaction):
+            _cached: tuple[int, Any] | None = None
+
+            @property
+            def table_metadata(self) -> Any:
+                staged = len(self._updates)
+                if self._cached is None or self._cached[0] != staged:
+                    self._cached = (staged, super().table_metadata)
+                return self._cached[1]
+
+        _TX_CLASS = CachedTransaction
+    return _TX_CLASS(table, autocommit=autocommit)
+
+
+_TX_CLASS: Any = None
+
+
+def live_entries(table: Any) -> list[tuple[Any, list[Any]]]:
+    """(manifest, live entries) for every manifest of ``table``'s current snapshot."""
     snap = table.current_snapshot()
     if snap is None:
         return []
     return [
-        entry.data_file
+        (manifest, manifest.fetch_manifest_entry(io=table.io, discard_deleted=True))
         for manifest in snap.manifests(io=table.io)
-        for entry in manifest.fetch_manifest_entry(io=table.io, discard_deleted=True)
     ]
+
+
+def live_files(table: Any) -> list[Any]:
+    """Every live file (data and delete) of ``table``'s current snapshot."""
+    return [entry.data_file for _, entries in live_entries(table) for entry in entries]
 
 
 def write_data_files(tx: Any, rows: pa.Table) -> list[Any]:
@@ -111,18 +144,21 @@ def commit_row_delta(
     properties: dict[str, str] | None = None,
     merge_manifests: bool = False,
     operation: str = "overwrite",
+    parent_entries: list[tuple[Any, list[Any]]] | None = None,
 ) -> None:
     """Stage one snapshot on ``tx``: add ``added``, remove ``removed`` (data or delete files).
 
     ``merge_manifests`` rewrites every live entry into one manifest per content type and spec, so
-    planning stays cheap after many small commits (compaction passes it).
+    planning stays cheap after many small commits (compaction passes it). ``parent_entries``
+    (from :func:`live_entries` of the table this transaction started from) saves reading the
+    manifests again.
     """
     from pyiceberg.table.snapshots import Operation
 
     producer = _row_delta_class()(
         Operation(operation), tx, tx._table.io, snapshot_properties=properties or {}
     )
-    producer.setup(list(added), set(removed), merge_manifests)
+    producer.setup(list(added), set(removed), merge_manifests, parent_entries)
     producer.commit()
 
 
@@ -152,10 +188,13 @@ def _row_delta_class() -> Any:
             return {**super()._meta, "content": "deletes"}
 
     class RowDelta(_SnapshotProducer):  # type: ignore[type-arg]
-        def setup(self, added: list[Any], removed: set[Any], merge: bool) -> None:
+        def setup(
+            self, added: list[Any], removed: set[Any], merge: bool, entries: list[Any] | None
+        ) -> None:
             self._added_data_files = added
             self._deleted_data_files = removed
             self._merge = merge
+            self._parent_entries = entries
 
         def _validate_concurrency(self) -> None:
             """One writer per table (the runner's claim): nothing to validate against."""
@@ -214,11 +253,17 @@ def _row_delta_class() -> Any:
             removed = self._deleted_data_files
             kept: list[Any] = []
             merged: dict[tuple[int, Any], list[Any]] = defaultdict(list)
+            if self._parent_entries is not None:
+                known = dict(self._parent_entries)
             for manifest in parent.manifests(io=self._io):
                 if not self._merge and not removed:
                     kept.append(manifest)
                     continue
-                entries = manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
+                entries = (
+                    known[manifest]
+                    if self._parent_entries is not None and manifest in known
+                    else manifest.fetch_manifest_entry(io=self._io, discard_deleted=True)
+                )
                 live = [e for e in entries if e.data_file not in removed]
                 if not self._merge and len(live) == len(entries):
                     kept.append(manifest)

@@ -214,7 +214,7 @@ class TableWriter:
         max_delete_files: int = 16,
         keep_seconds: float = 600.0,
         keep_last: int = 20,
-        max_snapshots: int = 200,
+        max_snapshots: int = 100,
     ) -> bool:
         """Keep commit and read time flat under continuous CDC (see :mod:`.compaction`).
 
@@ -229,8 +229,16 @@ class TableWriter:
         data_files, delete_files = summary_counts(self.table)
         compacted = False
         if data_files > max_files or delete_files > max_delete_files:
-            compacted = compact(self.table, _props(self.seq, self.position or {})) > 0
-            self._index = None  # positions moved
+            before = self.table.current_snapshot().snapshot_id
+            index = self._index if self._index and self._index.snapshot_id == before else None
+            rewritten, written = compact(self.table, _props(self.seq, self.position or {}))
+            compacted = bool(rewritten)
+            self._index = index
+            if index is not None:  # rows of the rewritten files moved; the others did not
+                index.drop_files(rewritten)
+                index.add_files(self.table, written)
+                snap = self.table.current_snapshot()
+                index.snapshot_id = snap.snapshot_id if snap else None
         expire(self.table, keep_seconds, keep_last, max_snapshots)
         return compacted
 
@@ -239,11 +247,16 @@ class TableWriter:
     ) -> None:
         """One commit: ``rows`` as new data files; touched keys' old images deleted by position."""
         from .keyindex import KeyIndex
-        from .rowdelta import commit_row_delta, write_data_files, write_position_deletes
+        from .rowdelta import (
+            commit_row_delta,
+            transaction,
+            write_data_files,
+            write_position_deletes,
+        )
 
         keys = list(self.schema.primary_key)
         try:
-            with self.table.transaction() as tx:
+            with transaction(self.table) as tx:
                 if truncate:
                     self._truncate(tx, props)
                     index = KeyIndex.empty(self.table, keys)
