@@ -143,11 +143,14 @@ class _Buffer:
             time.sleep(max(0.0, min(LINGER_S, deadline - time.monotonic())))
         with self._cond:
             out: list[_Txn] = []
-            taken = 0
-            while self._items and taken < max_rows:
+            taken = changes = 0
+            # max_rows counts changed rows, as the runner counts them (its batch size doubles
+            # only when a poll comes back full); an empty transaction counts as one.
+            while self._items and changes < max_rows:
                 txn = self._items.popleft()
                 out.append(txn)
                 taken += txn.size
+                changes += max(1, txn.size - 1)
             self._rows -= taken
             self._cond.notify_all()
             if not out and self._error is not None:
