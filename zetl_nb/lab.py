@@ -368,6 +368,8 @@ class Lab:
         from .engine.resources import parse_source
 
         ref = parse_source(integ.source_arn, self.config.account_id, self.config.region)
+        if ref.kind == "dynamodb":
+            return self._dynamodb_source(integ, ref.name)
         doc = self.store.get_doc("databases", ref.name)
         if doc is None:
             from .sources.base import SourceError
@@ -383,6 +385,26 @@ class Lab:
 
         server_id = 100_000 + int(integ.integration_id.replace("-", "")[:6], 16) % 1_000_000
         return MySQLSource(url, server_id=server_id)
+
+    def _dynamodb_source(self, integ: Any, table: str) -> Any:
+        """The DynamoDB source of ``integ``, shaped by its table's UnnestSpec."""
+        from .sources.dynamodb_source import DynamoDBSource
+        from .transform import unnest
+
+        props = self.store.get_table_properties(integ.target_arn, table) or {}
+        mode = props.get("TargetTableConfig", {}).get("UnnestSpec") or "FULL"
+        minutes = float(integ.refresh_interval or 15)
+        return DynamoDBSource(
+            self.client("dynamodb"),
+            self.client("dynamodbstreams"),
+            integ.source_arn,
+            self.config.account_id,
+            self.config.region,
+            to_arrow=lambda items, keys: unnest.unnest(items, keys, mode),
+            merge=unnest.merge_schemas,
+            conform=unnest.conform,
+            refresh_seconds=minutes * 60 / self.config.time_scale,
+        )
 
     def refresh_now(self, identifier: str) -> None:
         """Trigger a refresh at once; a following :meth:`wait` sees its result."""

@@ -85,6 +85,7 @@ class RelationalRunner:
         self._source: Source | None = None
         self._filter_text: str | None = None
         self._published: list[TableId] | None = None  # what source.publish last got
+        self._stream_obj: Any = None
 
     # -- control ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +99,9 @@ class RelationalRunner:
 
     def refresh_now(self) -> None:
         self._wake.set()
+        stream = self._stream_obj
+        if stream is not None and hasattr(stream, "refresh"):  # DynamoDB: RefreshInterval
+            stream.refresh()
 
     @property
     def alive(self) -> bool:
@@ -180,6 +184,8 @@ class RelationalRunner:
             self.integ = current
 
     def _data_filter(self, source: Source) -> DataFilter:
+        if source.engine == "dynamodb":  # one table per integration; DataFilter is rejected
+            return DataFilter.parse("include: *.*", 2)
         levels = 3 if source.engine == "postgres" else 2
         text = self.integ.data_filter or ("include: *.*.*" if levels == 3 else "include: *.*")
         return DataFilter.parse(text, levels)
@@ -235,7 +241,8 @@ class RelationalRunner:
                 table = catalog.create_table_if_not_exists(
                     (ns, rt.target), st.schema.arrow_schema()
                 )
-                rt.writer = TableWriter(table, st.schema, dead, self.arn)
+                additive = bool(getattr(self._source, "additive_schema", False))
+                rt.writer = TableWriter(table, st.schema, dead, self.arn, additive=additive)
             self.tables[tid] = rt
             self._save_state(rt)
             added.append(rt)
@@ -320,6 +327,8 @@ class RelationalRunner:
             for rt in tables:
                 assert rt.writer is not None
                 rt.state = "ResyncInitiated"
+                if hasattr(reader, "schema"):  # items define the schema (DynamoDB)
+                    rt.writer.evolve(reader.schema(rt.source))
                 rt.writer.load(
                     self._progress(rt, reader.read(rt.source)), reader.seq, reader.position
                 )
@@ -366,6 +375,7 @@ class RelationalRunner:
     # -- change data capture ------------------------------------------------------------------
     def _stream(self, source: Source, position: Mapping[str, Any]) -> None:
         stream = source.stream(position)
+        self._stream_obj = stream
         try:
             max_rows = MIN_BATCH
             last_discovery = time.monotonic()
@@ -373,6 +383,9 @@ class RelationalRunner:
                 target_seq = source.seq_of(source.current_position())
                 sent = _sent(stream)
                 batches = stream.poll(max_rows, max_wait=0.2)
+                whole = bool(getattr(stream, "sent_after_poll", False))
+                if whole:  # it drains inside poll and returns all it read (DynamoDB)
+                    sent = _sent(stream)
                 rows = sum(len(b) for b in batches)
                 if batches:
                     self._apply(source, batches)
@@ -381,7 +394,7 @@ class RelationalRunner:
                     stream.ack(new_position)
                 delivered = sent is None or sent >= target_seq
                 if (batches and max(_max_seq(b) for b in batches) >= target_seq) or (
-                    not batches and delivered
+                    delivered and (not batches or whole)
                 ):
                     self.caught_up_seq = max(self.caught_up_seq, target_seq)
                 max_rows = (
@@ -394,6 +407,7 @@ class RelationalRunner:
                     self._rediscover(source)
                     last_discovery = time.monotonic()
         finally:
+            self._stream_obj = None
             stream.close()
 
     def _apply(self, source: Source, batches: list[ChangeBatch]) -> None:

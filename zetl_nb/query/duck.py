@@ -99,7 +99,7 @@ class QueryEngine:
             )
             return
         paths = ", ".join(_quote(_local(t.file.file_path)) for t in tasks)
-        cols = ", ".join(f'"{f.name}"' for f in table.schema().fields)
+        cols = ", ".join(_column(f.name) for f in table.schema().fields)
         deletes = {d.file_path for t in tasks for d in t.delete_files}
         if not deletes:
             self.con.execute(
@@ -146,6 +146,14 @@ def _all_namespaces(cat: Any) -> list[tuple[str, ...]]:
         out.append(ns)
         stack.extend(tuple(child) for child in cat.list_namespaces(ns) if tuple(child) != ns)
     return sorted(out)
+
+
+def _column(name: str) -> str:
+    """A view column: pyiceberg writes Avro-safe names into Parquet (``a.b`` → ``a_x2Eb``)."""
+    from pyiceberg.schema import make_compatible_name
+
+    stored = make_compatible_name(name).replace('"', '""')
+    return f'"{stored}" AS "{name.replace(chr(34), chr(34) * 2)}"'
 
 
 def _quote(path: str) -> str:

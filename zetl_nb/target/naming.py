@@ -29,7 +29,7 @@ def normalize_identifier(name: str) -> str:
 
 def target_table_name(table: TableId) -> str:
     """The default target name of one source table (before collision handling)."""
-    return normalize_identifier("_".join(table.parts))
+    return normalize_identifier("_".join(p for p in table.parts if p))
 
 
 def _suffix(table: TableId) -> str:

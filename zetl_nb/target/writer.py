@@ -72,9 +72,16 @@ class TableWriter:
     """The one writer of one replicated Iceberg table."""
 
     def __init__(
-        self, table: Any, schema: TableSchema, dead_letters: DeadLetters, integration_arn: str
+        self,
+        table: Any,
+        schema: TableSchema,
+        dead_letters: DeadLetters,
+        integration_arn: str,
+        additive: bool = False,
     ) -> None:
         self.table = table
+        #: Schemas only grow (DynamoDB items): a missing column is never a rename.
+        self.additive = additive
         self.schema = schema
         self.dead_letters = dead_letters
         self.integration_arn = integration_arn
@@ -147,7 +154,7 @@ class TableWriter:
             fresh = pc.greater(batch.seq, pa.scalar(self.seq, batch.seq.type))
             counts.skipped = len(batch) - int(pc.sum(fresh).as_py() or 0)
             batch = _filter(batch, fresh)
-        if batch.schema != self.schema:
+        if batch.schema != self.schema and not self._covers(batch.schema):
             self.evolve(batch.schema)
         if batch.rejects:
             counts.dead_lettered += len(batch.rejects)
@@ -175,6 +182,13 @@ class TableWriter:
         self._merge_on_read(good, touched, props, batch.truncate)
         self.seq, self.position = int(props[SEQ_KEY]), dict(batch.position)
         return counts
+
+    def _covers(self, schema: TableSchema) -> bool:
+        """Additive writers: every column of ``schema`` is already in the table, same type."""
+        if not self.additive:
+            return False
+        have = {c.name: c.type for c in self.schema.columns}
+        return all(have.get(c.name) == c.type for c in schema.columns)
 
     def _split_rejects(self, rows: pa.Table) -> pa.Table:
         """Dead-letter snapshot rows the source flagged (``REJECT_COLUMN``); return the rest."""
@@ -310,7 +324,7 @@ class TableWriter:
 
         gone = set(self.schema.names) - set(new.names)
         added = set(new.names) - set(self.schema.names)
-        if gone and added:
+        if gone and added and not self.additive:
             raise SchemaIncompatible(
                 f"{self.name}: columns {sorted(gone)} were replaced by {sorted(added)} "
                 "(a rename): resync"
@@ -321,6 +335,10 @@ class TableWriter:
         except (ValidationError, ValueError, TypeError) as exc:
             raise SchemaIncompatible(f"{self.name}: {exc}") from exc
         self.table.refresh()
+        if self.additive and gone:  # keep the columns this batch did not mention
+            newer = {c.name: c for c in new.columns}
+            kept = tuple(newer.pop(c.name, c) for c in self.schema.columns)
+            new = TableSchema(new.table, kept + tuple(newer.values()), new.primary_key)
         self.schema = new
 
     # -- helpers ------------------------------------------------------------------------------

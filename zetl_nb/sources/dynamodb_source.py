@@ -1,0 +1,314 @@
+"""DynamoDB as a zero-ETL source: parallel Scan for the initial copy, Streams for the changes.
+
+It speaks the same :class:`~zetl_nb.sources.base.Source` contract as the relational sources, so
+the engine's runner drives it (prerequisites, table states, exactly-once commits, ``lab.wait``).
+Differences, all from the Glue guide:
+
+- one table per integration, named after the DynamoDB table; its schema comes from the items
+  (UnnestSpec) and only grows: a batch never drops columns (``additive_schema``);
+- changes are applied every ``RefreshInterval`` on the Lab clock (``refresh_now`` for labs), not
+  continuously: the stream holds records back until the next refresh;
+- hand-off: the stream is read from the start of its retention after the scan; records older
+  than the scan (minus a margin for ``ApproximateCreationDateTime``'s rounding) are in it, and
+  the target skips them by ``seq``; later ones are applied idempotently (whole new images).
+
+``seq`` is microseconds of ``ApproximateCreationDateTime``, made strictly increasing per stream
+(``max(last + 1, time)``), with the last one kept in the position, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from ..core.changes import ChangeBatch, Column, TableId, TableSchema, TableState
+from ..core.prerequisites import Problem
+from .base import SourceError
+from .dynamodb import check_prerequisites, table_exists
+from .dynamodb_stream import ShardReader, ShardTree
+
+#: Scan-start margin: ApproximateCreationDateTime may be rounded down (to the second on AWS).
+HANDOFF_MARGIN_S = 1.0
+SCAN_SEGMENTS = 4
+
+
+class DynamoDBSource:
+    """One DynamoDB table with its stream (NEW_AND_OLD_IMAGES)."""
+
+    engine = "dynamodb"
+    additive_schema = True
+
+    def __init__(
+        self,
+        client: Any,
+        streams: Any,
+        table_arn: str,
+        account: str,
+        region: str,
+        to_arrow: Callable[[list[dict[str, Any]], list[str]], pa.Table],
+        merge: Callable[[pa.Schema, pa.Schema], pa.Schema],
+        conform: Callable[[pa.Table, pa.Schema], pa.Table],
+        refresh_seconds: float | None = None,
+    ) -> None:
+        self.client = client
+        self.streams = streams
+        self.table_arn = table_arn
+        self.table_name = table_arn.split("table/", 1)[1]
+        self.account, self.region = account, region
+        self._to_arrow, self._merge, self._conform = to_arrow, merge, conform
+        self.refresh_seconds = refresh_seconds
+        self.id = TableId("", None, self.table_name)
+        self._keys: list[str] | None = None
+        #: When the latest refresh was due or asked for: what ``lab.wait`` waits for.
+        self.requested_us = _now_us()
+
+    # -- Source -------------------------------------------------------------------------------
+    def check_prerequisites(self) -> list[Problem]:
+        """The stream change capture reads (PITR and the resource policy are the control
+        plane's checks, which keep running while the integration is ACTIVE)."""
+        if not table_exists(self.client, self.table_name):
+            return check_prerequisites(self.client, self.table_arn, self.account, self.region)
+        return self._stream_problems()
+
+    def _stream_problems(self) -> list[Problem]:
+        from functools import partial
+
+        from ..core.prerequisites import Fix
+
+        spec = self._describe().get("StreamSpecification") or {}
+        if spec.get("StreamEnabled") and spec.get("StreamViewType") == "NEW_AND_OLD_IMAGES":
+            return []
+        params = {
+            "TableName": self.table_name,
+            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        }
+        return [
+            Problem(
+                "SourceStreamDisabled",
+                f"DynamoDB table '{self.table_name}' has no stream with NEW_AND_OLD_IMAGES; "
+                "change capture reads it. Call dynamodb.update_table(TableName="
+                f"'{self.table_name}', StreamSpecification={{'StreamEnabled': True, "
+                "'StreamViewType': 'NEW_AND_OLD_IMAGES'}), or use fix-it-for-me.",
+                Fix(
+                    f"Enable a NEW_AND_OLD_IMAGES stream on DynamoDB table '{self.table_name}'",
+                    "dynamodb",
+                    "UpdateTable",
+                    params,
+                    partial(self.client.update_table, **params),
+                ),
+            )
+        ]
+
+    def discover(self, data_filter: Any) -> list[TableState]:
+        """The table (DataFilter does not apply to DynamoDB); [] once it is deleted."""
+        try:
+            desc = self._describe()
+        except self.client.exceptions.ResourceNotFoundException:
+            return []
+        keys = self.key_schema(desc)
+        schema = TableSchema(self.id, tuple(keys), tuple(c.name for c in keys))
+        return [TableState(schema, estimated_rows=int(desc.get("ItemCount") or 0))]
+
+    def publish(self, tables: Sequence[TableId]) -> None:
+        """Streams carry every item of the table: nothing to name."""
+
+    def snapshot(self, tables: list[TableId]) -> _ScanSnapshot:
+        return _ScanSnapshot(self, self._stream_arn())
+
+    def stream(self, position: Mapping[str, Any]) -> _Stream:
+        return _Stream(self, position)
+
+    def current_position(self) -> Mapping[str, Any]:
+        """The latest refresh due or asked for: changes apply at refreshes, not before."""
+        return {"seq": self.requested_us}
+
+    def seq_of(self, position: Mapping[str, Any]) -> int:
+        return int(position.get("seq", 0))
+
+    def drop(self) -> None:
+        """Nothing was created on the source."""
+
+    def close(self) -> None:
+        """boto3 clients hold no connections worth closing."""
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _describe(self) -> dict[str, Any]:
+        return dict(self.client.describe_table(TableName=self.table_name)["Table"])
+
+    def key_schema(self, desc: Mapping[str, Any]) -> list[Column]:
+        types = {a["AttributeName"]: a["AttributeType"] for a in desc["AttributeDefinitions"]}
+        arrow = {"S": pa.string(), "N": pa.float64(), "B": pa.binary()}
+        order = sorted(desc["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
+        cols = [
+            Column(k["AttributeName"], arrow[types[k["AttributeName"]]], types[k["AttributeName"]])
+            for k in order
+        ]
+        self._keys = [c.name for c in cols]
+        return cols
+
+    def _stream_arn(self) -> str:
+        arn = self._describe().get("LatestStreamArn")
+        if not arn:
+            raise SourceError(
+                "SourceStreamDisabled",
+                f"DynamoDB table '{self.table_name}' has no stream: enable NEW_AND_OLD_IMAGES.",
+            )
+        return str(arn)
+
+    def schema_of(self, arrow: pa.Schema) -> TableSchema:
+        """The engine's schema of Arrow columns from items (keys first, as DynamoDB names them)."""
+        keys = self._keys or []
+        cols = [Column(f.name, f.type, str(f.type)) for f in arrow]
+        cols.sort(key=lambda c: (c.name not in keys, keys.index(c.name) if c.name in keys else 0))
+        return TableSchema(self.id, tuple(cols), tuple(keys))
+
+    def scan_pages(self, segments: int = SCAN_SEGMENTS) -> Iterator[list[dict[str, Any]]]:
+        """Pages of items from a parallel Scan (one thread per segment)."""
+        pages: list[list[dict[str, Any]]] = []
+        lock = threading.Lock()
+
+        def segment(i: int) -> None:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Segment": i,
+                "TotalSegments": segments,
+            }
+            while True:
+                page = self.client.scan(**kwargs)
+                with lock:
+                    pages.append(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+        with ThreadPoolExecutor(segments, thread_name_prefix="zetl-scan") as pool:
+            list(pool.map(segment, range(segments)))
+        yield from pages
+
+
+class _ScanSnapshot:
+    """The whole table, scanned once, as Arrow conformed to the merged schema of its items."""
+
+    def __init__(self, source: DynamoDBSource, stream_arn: str) -> None:
+        self.source = source
+        started = time.time()
+        self.seq = int((started - HANDOFF_MARGIN_S) * 1e6)
+        self.position: Mapping[str, Any] = {**ShardTree(stream_arn).to_position(), "seq": self.seq}
+        source.discover(None)  # key columns first in the schema
+        keys = source._keys or []
+        tables = [source._to_arrow(items, keys) for items in source.scan_pages() if items]
+        schema = _key_only(source)
+        for t in tables:
+            schema = source._merge(schema, t.schema)
+        self.table = (
+            pa.concat_tables([source._conform(t, schema) for t in tables])
+            if tables
+            else (schema.empty_table())
+        )
+        self.arrow_schema = schema
+
+    def schema(self, table: TableId) -> TableSchema:
+        return self.source.schema_of(self.arrow_schema)
+
+    def read(self, table: TableId, batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+        yield from self.table.to_batches(max_chunksize=batch_rows)
+
+    def close(self) -> None:
+        self.table = self.arrow_schema.empty_table()
+
+
+def _key_only(source: DynamoDBSource) -> pa.Schema:
+    desc = source._describe()
+    return pa.schema([pa.field(c.name, c.type) for c in source.key_schema(desc)])
+
+
+class _Stream:
+    """Stream records as change batches, released every RefreshInterval (or on refresh)."""
+
+    #: ``sent_seq`` is set inside ``poll`` and covers what that poll returned.
+    sent_after_poll = True
+
+    def __init__(self, source: DynamoDBSource, position: Mapping[str, Any]) -> None:
+        self.source = source
+        arn = source._stream_arn()
+        self.reader = ShardReader(source.streams, ShardTree.from_position(position, arn))
+        self._seq = int(position.get("seq", 0))
+        self._position = {**self.reader.tree.to_position(), "seq": self._seq}
+        self._schema = _key_only(source)
+        self._refresh = threading.Event()
+        self._refresh.set()  # the first refresh runs at once (the copy is not left stale)
+        self._next = 0.0
+        self._sent: int | None = 0  # nothing delivered yet (None would mean "unknown")
+
+    @property
+    def position(self) -> Mapping[str, Any]:
+        return self._position
+
+    def refresh(self) -> None:
+        """``lab.refresh_now``: release what the stream holds at the next poll."""
+        self.source.requested_us = _now_us()
+        self._refresh.set()
+
+    def poll(self, max_rows: int, max_wait: float) -> list[ChangeBatch]:
+        due = self.source.refresh_seconds is None or time.monotonic() >= self._next
+        if not due and not self._refresh.wait(max_wait):
+            return []
+        self._refresh.clear()
+        if due:
+            self.source.requested_us = max(self.source.requested_us, _now_us())
+        read_from = _now_us()
+        records = self.reader.read(max_rows)
+        if self.reader.drained_at is not None and len(records) < max_rows:
+            self._sent = read_from
+            if self.source.refresh_seconds is not None:
+                self._next = time.monotonic() + self.source.refresh_seconds
+        else:
+            self._refresh.set()  # more to read: keep going until drained
+        if not records:
+            if due and self.source.refresh_seconds is None:
+                time.sleep(min(max_wait, 0.2))
+            self._position = {**self.reader.tree.to_position(), "seq": self._seq}
+            return []
+        batch = self._batch(records)
+        self._position = {**self.reader.tree.to_position(), "seq": self._seq}
+        return [batch]
+
+    def _batch(self, records: list[dict[str, Any]]) -> ChangeBatch:
+        ops, images, seqs = [], [], []
+        op_of = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
+        for rec in records:
+            d = rec["dynamodb"]
+            at = d.get("ApproximateCreationDateTime")
+            t = int(at.timestamp() * 1e6) if hasattr(at, "timestamp") else int(float(at or 0) * 1e6)
+            self._seq = max(self._seq + 1, t)
+            seqs.append(self._seq)
+            ops.append(op_of[rec["eventName"]])
+            images.append(d.get("NewImage") or d["Keys"])
+        rows = self.source._to_arrow(images, self.source._keys or [])
+        self._schema = self.source._merge(self._schema, rows.schema)
+        rows = self.source._conform(rows, self._schema)
+        return ChangeBatch(
+            schema=self.source.schema_of(self._schema),
+            ops=pa.array(ops, pa.string()),
+            rows=rows,
+            seq=pa.array(seqs, pa.int64()),
+            position={**self.reader.tree.to_position(), "seq": self._seq},
+        )
+
+    def ack(self, position: Mapping[str, Any]) -> None:
+        """Streams are not released by readers: nothing to do."""
+
+    def sent_seq(self) -> int | None:
+        return self._sent
+
+    def close(self) -> None:
+        """Iterators expire by themselves."""
+
+
+def _now_us() -> int:
+    return int(time.time() * 1e6)
