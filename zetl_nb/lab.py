@@ -392,7 +392,8 @@ class Lab:
         from .transform import unnest
 
         props = self.store.get_table_properties(integ.target_arn, table) or {}
-        mode = props.get("TargetTableConfig", {}).get("UnnestSpec") or "FULL"
+        config = props.get("TargetTableConfig", {})
+        mode = config.get("UnnestSpec") or "FULL"
         minutes = float(integ.refresh_interval or 15)
         return DynamoDBSource(
             self.client("dynamodb"),
@@ -404,6 +405,7 @@ class Lab:
             merge=unnest.merge_schemas,
             conform=unnest.conform,
             refresh_seconds=minutes * 60 / self.config.time_scale,
+            partition_spec=config.get("PartitionSpec"),
         )
 
     def refresh_now(self, identifier: str) -> None:

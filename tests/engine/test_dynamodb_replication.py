@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,66 @@ def test_restart_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
             (11, 11)
         ]
         assert got["p0001"] == 11.0 and got["p0002"] == 22.0 and got["p0050"] == 50.5
+
+
+DAY_OF_CREATED = {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
+
+
+def iceberg_table(lab: Lab, name: str) -> Any:
+    return lab.catalog.catalog.load_table(("lakehouse", name.lower()))
+
+
+def test_default_partitioning_buckets_the_hash_key(lab: Lab) -> None:
+    name, table_arn = make_table(lab, items=20)
+    sync(lab, integrate(lab, table_arn))
+    spec = iceberg_table(lab, name).spec()
+    assert [(f.name, str(f.transform)) for f in spec.fields] == [("product_id_bucket", "bucket[8]")]
+    assert len(rows(lab, name)) == 20
+
+
+def test_partition_spec_with_iso_conversion(lab: Lab) -> None:
+    name, table_arn = make_table(lab)
+    ddb = lab.client("dynamodb")
+    for i, day in enumerate(["2024-03-01T10:00:00Z", "2024-03-01T23:00:00+02:00", "2024-03-02"]):
+        ddb.put_item(TableName=name, Item=item(i, created={"S": day}))
+    lab.client("glue").create_integration_table_properties(
+        ResourceArn=TARGET_ARN,
+        TableName=name,
+        TargetTableConfig={
+            "PartitionSpec": [
+                {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
+            ]
+        },
+    )
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    table = iceberg_table(lab, name)
+    assert [str(f.transform) for f in table.spec().fields] == ["day"]
+    target = "lakehouse." + name.lower()
+    got = lab.sql(f"SELECT product_id, created FROM {target} ORDER BY 1").fetchall()
+    assert [str(c.astimezone(UTC)) for _, c in got] == [
+        "2024-03-01 10:00:00+00:00",
+        "2024-03-01 21:00:00+00:00",
+        "2024-03-02 00:00:00+00:00",
+    ]
+    days = {t.file.partition[0] for t in table.scan().plan_files()}
+    assert len(days) == 2  # 2024-03-01 and 2024-03-02
+
+
+def test_failed_conversion_needs_attention(lab: Lab) -> None:
+    name, table_arn = make_table(lab)
+    lab.client("dynamodb").put_item(TableName=name, Item=item(1, created={"S": "yesterday"}))
+    lab.client("glue").create_integration_table_properties(
+        ResourceArn=TARGET_ARN,
+        TableName=name,
+        TargetTableConfig={
+            "PartitionSpec": [
+                {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
+            ]
+        },
+    )
+    arn = integrate(lab, table_arn)
+    integ = lab.wait_for_status(arn, "NEEDS_ATTENTION", timeout=30)
+    assert "SourcePartitionConversionFailed" in str(integ.errors) and "yesterday" in str(
+        integ.errors
+    )

@@ -329,6 +329,8 @@ class RelationalRunner:
                 rt.state = "ResyncInitiated"
                 if hasattr(reader, "schema"):  # items define the schema (DynamoDB)
                     rt.writer.evolve(reader.schema(rt.source))
+                    if hasattr(source, "prepare_table"):  # partition on the columns it has now
+                        source.prepare_table(rt.writer.table)
                 rt.writer.load(
                     self._progress(rt, reader.read(rt.source)), reader.seq, reader.position
                 )

@@ -54,13 +54,15 @@ class DynamoDBSource:
         merge: Callable[[pa.Schema, pa.Schema], pa.Schema],
         conform: Callable[[pa.Table, pa.Schema], pa.Table],
         refresh_seconds: float | None = None,
+        partition_spec: list[dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
         self.streams = streams
         self.table_arn = table_arn
         self.table_name = table_arn.split("table/", 1)[1]
         self.account, self.region = account, region
-        self._to_arrow, self._merge, self._conform = to_arrow, merge, conform
+        self._unnest, self._merge, self._conform = to_arrow, merge, conform
+        self.partition_spec = partition_spec
         self.refresh_seconds = refresh_seconds
         self.id = TableId("", None, self.table_name)
         self._keys: list[str] | None = None
@@ -136,6 +138,44 @@ class DynamoDBSource:
     def close(self) -> None:
         """boto3 clients hold no connections worth closing."""
 
+    def prepare_table(self, table: Any) -> None:
+        """Partition the target once its columns exist (PartitionSpec, else bucket on the key)."""
+        from ..transform.partition import PartitionError, iceberg_partition_spec
+
+        if not table.spec().is_unpartitioned() or table.current_snapshot() is not None:
+            return
+        try:
+            wanted = iceberg_partition_spec(table.schema(), self.partition_spec, self._keys or [])
+        except PartitionError as exc:
+            raise SourceError("SourcePartitionSpecInvalid", str(exc)) from exc
+        if wanted.is_unpartitioned():
+            return
+        schema = table.schema()
+        with table.update_spec() as update:
+            for f in wanted.fields:
+                update.add_field(schema.find_column_name(f.source_id), f.transform, f.name)
+
+    def _to_arrow(self, items: list[dict[str, Any]], keys: list[str]) -> pa.Table:
+        """Items → Arrow (UnnestSpec)."""
+        return self._unnest(items, keys)
+
+    def _converted(self, rows: pa.Table) -> pa.Table:
+        """Time partition columns converted to UTC timestamps (after schemas are merged)."""
+        if not self.partition_spec:
+            return rows
+        from ..transform.partition import convert_partition_columns
+
+        rows, failures = convert_partition_columns(rows, self.partition_spec)
+        if failures:
+            _, reason = failures[0]
+            raise SourceError(
+                "SourcePartitionConversionFailed",
+                f"DynamoDB table '{self.table_name}': {reason} (and {len(failures) - 1} more "
+                "items). Fix the items, or the ConversionSpec of the integration's PartitionSpec "
+                "(modify_integration_table_properties).",
+            )
+        return rows
+
     # -- helpers -------------------------------------------------------------------------------
     def _describe(self) -> dict[str, Any]:
         return dict(self.client.describe_table(TableName=self.table_name)["Table"])
@@ -205,12 +245,13 @@ class _ScanSnapshot:
         schema = _key_only(source)
         for t in tables:
             schema = source._merge(schema, t.schema)
-        self.table = (
+        table = (
             pa.concat_tables([source._conform(t, schema) for t in tables])
             if tables
-            else (schema.empty_table())
+            else schema.empty_table()
         )
-        self.arrow_schema = schema
+        self.table = source._converted(table)
+        self.arrow_schema = self.table.schema
 
     def schema(self, table: TableId) -> TableSchema:
         return self.source.schema_of(self.arrow_schema)
@@ -291,9 +332,9 @@ class _Stream:
             images.append(d.get("NewImage") or d["Keys"])
         rows = self.source._to_arrow(images, self.source._keys or [])
         self._schema = self.source._merge(self._schema, rows.schema)
-        rows = self.source._conform(rows, self._schema)
+        rows = self.source._converted(self.source._conform(rows, self._schema))
         return ChangeBatch(
-            schema=self.source.schema_of(self._schema),
+            schema=self.source.schema_of(rows.schema),
             ops=pa.array(ops, pa.string()),
             rows=rows,
             seq=pa.array(seqs, pa.int64()),
