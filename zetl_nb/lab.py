@@ -391,9 +391,11 @@ class Lab:
         from .sources.dynamodb_source import DynamoDBSource
         from .transform import unnest
 
-        props = self.store.get_table_properties(integ.target_arn, table) or {}
-        config = props.get("TargetTableConfig", {})
-        mode = config.get("UnnestSpec") or "FULL"
+        def config() -> tuple[str, Any]:
+            props = self.store.get_table_properties(integ.target_arn, table) or {}
+            target = props.get("TargetTableConfig", {})
+            return target.get("UnnestSpec") or "FULL", target.get("PartitionSpec")
+
         minutes = float(integ.refresh_interval or 15)
         return DynamoDBSource(
             self.client("dynamodb"),
@@ -401,11 +403,11 @@ class Lab:
             integ.source_arn,
             self.config.account_id,
             self.config.region,
-            to_arrow=lambda items, keys: unnest.unnest(items, keys, mode),
+            to_arrow=lambda items, keys, mode: unnest.unnest(items, keys, mode),
             merge=unnest.merge_schemas,
             conform=unnest.conform,
             refresh_seconds=minutes * 60 / self.config.time_scale,
-            partition_spec=config.get("PartitionSpec"),
+            config=config,
         )
 
     def refresh_now(self, identifier: str) -> None:
@@ -434,8 +436,9 @@ class Lab:
                 raise ZetlError(f"integration {integ.name} is FAILED: {integ.errors}")
             runner = self.engine.runners.get(arn)
             active = integ.status == IntegrationState.ACTIVE.value
-            # A relational integration is synced only once its runner caught up.
-            done = active and (not synced or ":rds:" not in integ.source_arn)
+            # An integration whose data the engine moves is synced only once its runner caught up.
+            moved = ":rds:" in integ.source_arn or ":dynamodb:" in integ.source_arn
+            done = active and (not synced or not moved)
             if runner is not None and active and synced:
                 if target is None and runner.loaded.is_set():
                     try:

@@ -198,3 +198,24 @@ def test_failed_conversion_needs_attention(lab: Lab) -> None:
     assert "SourcePartitionConversionFailed" in str(integ.errors) and "yesterday" in str(
         integ.errors
     )
+
+
+def test_changed_unnest_spec_resyncs_the_table(lab: Lab) -> None:
+    name, table_arn = make_table(lab, items=3)
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    target = "lakehouse." + name.lower()
+    assert "details.color" in lab.sql(f"SELECT * FROM {target}").to_arrow().column_names
+    lab.client("glue").create_integration_table_properties(
+        ResourceArn=TARGET_ARN, TableName=name, TargetTableConfig={"UnnestSpec": "NOUNNEST"}
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # picked up at the next rediscovery (every 5 s)
+        columns = lab.sql(f"SELECT * FROM {target}").to_arrow().column_names
+        if columns == ["product_id", "value"]:
+            break
+        time.sleep(0.5)
+    assert columns == ["product_id", "value"]
+    sync(lab, arn)
+    got = lab.sql(f"SELECT value.price.N FROM {target} ORDER BY product_id").fetchall()
+    assert got == [(0.5,), (1.5,), (2.5,)]

@@ -210,6 +210,12 @@ class RelationalRunner:
     def _register(self, states: list[TableState]) -> list[TableRuntime]:
         """Create target tables and runtimes for newly discovered tables; returns the new ones."""
         ns = self._namespace()
+        if not self.cp.catalog.exists(ns):  # never re-create a deleted target by writing to it
+            raise SourceError(
+                "TargetNotFound",
+                f"Target Glue database '{ns}' no longer exists. Re-create it, or delete this "
+                "integration.",
+            )
         catalog = self.cp.catalog.catalog
         known = [*self.tables, *(s.schema.table for s in states)]
         names = assign_names(sorted(set(known)), self._overrides(sorted(set(known))))
@@ -494,6 +500,10 @@ class RelationalRunner:
     def _rediscover(self, source: Source) -> None:
         """DDL is not in the change stream: new tables, dropped tables and filter changes."""
         self._refresh_integration()
+        reconfigure = getattr(source, "reconfigure", None)
+        if reconfigure is not None and reconfigure():  # DynamoDB: Unnest/PartitionSpec changed
+            for rt in [rt for rt in self.tables.values() if rt.writer is not None]:
+                self._resync(source, rt, "the integration's table properties changed")
         states = source.discover(self._data_filter(source))
         present = {s.schema.table for s in states}
         new = [s for s in states if s.schema.table not in self.tables]

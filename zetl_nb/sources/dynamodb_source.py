@@ -50,11 +50,11 @@ class DynamoDBSource:
         table_arn: str,
         account: str,
         region: str,
-        to_arrow: Callable[[list[dict[str, Any]], list[str]], pa.Table],
+        to_arrow: Callable[[list[dict[str, Any]], list[str], str], pa.Table],
         merge: Callable[[pa.Schema, pa.Schema], pa.Schema],
         conform: Callable[[pa.Table, pa.Schema], pa.Table],
         refresh_seconds: float | None = None,
-        partition_spec: list[dict[str, Any]] | None = None,
+        config: Callable[[], tuple[str, list[dict[str, Any]] | None]] | None = None,
     ) -> None:
         self.client = client
         self.streams = streams
@@ -62,7 +62,10 @@ class DynamoDBSource:
         self.table_name = table_arn.split("table/", 1)[1]
         self.account, self.region = account, region
         self._unnest, self._merge, self._conform = to_arrow, merge, conform
-        self.partition_spec = partition_spec
+        self._config = config or (lambda: ("FULL", None))
+        #: UnnestSpec and PartitionSpec from the table properties; ``version`` counts changes.
+        self.mode, self.partition_spec = self._config()
+        self.version = 0
         self.refresh_seconds = refresh_seconds
         self.id = TableId("", None, self.table_name)
         self._keys: list[str] | None = None
@@ -157,7 +160,16 @@ class DynamoDBSource:
 
     def _to_arrow(self, items: list[dict[str, Any]], keys: list[str]) -> pa.Table:
         """Items → Arrow (UnnestSpec)."""
-        return self._unnest(items, keys)
+        return self._unnest(items, keys, self.mode)
+
+    def reconfigure(self) -> bool:
+        """Pick up changed table properties; True if they changed (the table must resync)."""
+        current = self._config()
+        if current == (self.mode, self.partition_spec):
+            return False
+        self.mode, self.partition_spec = current
+        self.version += 1
+        return True
 
     def _converted(self, rows: pa.Table) -> pa.Table:
         """Time partition columns converted to UTC timestamps (after schemas are merged)."""
@@ -281,8 +293,13 @@ class _Stream:
         self._seq = int(position.get("seq", 0))
         self._position = {**self.reader.tree.to_position(), "seq": self._seq}
         self._schema = _key_only(source)
-        self._refresh = threading.Event()
-        self._refresh.set()  # the first refresh runs at once (the copy is not left stale)
+        self._version = source.version
+        # Refreshes asked for (refresh_now) and handled: a read serves every request made
+        # before it started, never one made during it (that one may want later writes).
+        self._lock = threading.Lock()
+        self._asked, self._handled = 1, 0  # the first refresh runs at once
+        self._more = False  # the last read stopped at max_rows: keep reading
+        self._wake = threading.Event()
         self._next = 0.0
         self._sent: int | None = 0  # nothing delivered yet (None would mean "unknown")
 
@@ -292,26 +309,34 @@ class _Stream:
 
     def refresh(self) -> None:
         """``lab.refresh_now``: release what the stream holds at the next poll."""
-        self.source.requested_us = _now_us()
-        self._refresh.set()
+        with self._lock:
+            self.source.requested_us = _now_us()
+            self._asked += 1
+        self._wake.set()
+
+    def _pending(self) -> bool:
+        due = self.source.refresh_seconds is None or time.monotonic() >= self._next
+        return due or self._more or self._asked > self._handled
 
     def poll(self, max_rows: int, max_wait: float) -> list[ChangeBatch]:
-        due = self.source.refresh_seconds is None or time.monotonic() >= self._next
-        if not due and not self._refresh.wait(max_wait):
-            return []
-        self._refresh.clear()
-        if due:
+        if not self._pending():
+            self._wake.wait(max_wait)
+            self._wake.clear()
+            if not self._pending():
+                return []
+        with self._lock:
+            handling = self._asked
             self.source.requested_us = max(self.source.requested_us, _now_us())
-        read_from = _now_us()
+            read_from = _now_us()
         records = self.reader.read(max_rows)
-        if self.reader.drained_at is not None and len(records) < max_rows:
+        self._handled = handling
+        self._more = not self.reader.drained or len(records) >= max_rows
+        if not self._more:
             self._sent = read_from
             if self.source.refresh_seconds is not None:
                 self._next = time.monotonic() + self.source.refresh_seconds
-        else:
-            self._refresh.set()  # more to read: keep going until drained
         if not records:
-            if due and self.source.refresh_seconds is None:
+            if self.source.refresh_seconds is None:
                 time.sleep(min(max_wait, 0.2))
             self._position = {**self.reader.tree.to_position(), "seq": self._seq}
             return []
@@ -330,6 +355,8 @@ class _Stream:
             seqs.append(self._seq)
             ops.append(op_of[rec["eventName"]])
             images.append(d.get("NewImage") or d["Keys"])
+        if self._version != self.source.version:  # new UnnestSpec: the table was reloaded
+            self._schema, self._version = _key_only(self.source), self.source.version
         rows = self.source._to_arrow(images, self.source._keys or [])
         self._schema = self.source._merge(self._schema, rows.schema)
         rows = self.source._converted(self.source._conform(rows, self._schema))

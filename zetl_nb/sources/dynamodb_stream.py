@@ -47,6 +47,8 @@ class ShardReader:
         self._iterators: dict[str, str] = {}
         #: Monotonic time when every open shard was last read to its current end.
         self.drained_at: float | None = None
+        #: Whether the last ``read`` reached the current end of every shard.
+        self.drained = False
 
     def read(self, max_records: int) -> list[dict[str, Any]]:
         """Up to about ``max_records`` records, parents' records before their children's."""
@@ -61,6 +63,7 @@ class ShardReader:
             out.extend(records)
             if not exhausted:
                 everything = False
+        self.drained = everything
         if everything:
             self.drained_at = started
         return out
@@ -97,7 +100,8 @@ class ShardReader:
         iterator = self._iterators.get(sid) or self._iterator(sid)
         while iterator and len(out) < limit:
             try:
-                page = self.streams.get_records(ShardIterator=iterator, Limit=min(1000, limit))
+                want = min(1000, limit - len(out))
+                page = self.streams.get_records(ShardIterator=iterator, Limit=want)
             except self.streams.exceptions.ExpiredIteratorException:
                 iterator = self._iterator(sid)
                 continue
