@@ -445,7 +445,9 @@ class Lab:
                         target = runner.current_seq()
                     except ZetlError:
                         target = None
-                done = target is not None and runner.caught_up_seq >= target and not runner.syncing
+                caught_up = target is not None and runner.caught_up_seq >= target
+                # ContinuousSync=false: the one load is all there is to wait for.
+                done = (runner.finished or caught_up) and not runner.syncing
             if done:
                 return self._summary(integ)
             if time.monotonic() > deadline:

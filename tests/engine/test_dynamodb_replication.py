@@ -219,3 +219,23 @@ def test_changed_unnest_spec_resyncs_the_table(lab: Lab) -> None:
     sync(lab, arn)
     got = lab.sql(f"SELECT value.price.N FROM {target} ORDER BY product_id").fetchall()
     assert got == [(0.5,), (1.5,), (2.5,)]
+
+
+def test_continuous_sync_false_loads_once(lab: Lab) -> None:
+    name, table_arn = make_table(lab, items=5)
+    glue = lab.client("glue")
+    arn: str = glue.create_integration(
+        IntegrationName=uid("once").replace("_", "-"),
+        SourceArn=table_arn,
+        TargetArn=TARGET_ARN,
+        IntegrationConfig={"ContinuousSync": False},
+    )["IntegrationArn"]
+    lab.wait_for_status(arn, "NEEDS_ATTENTION", timeout=20)
+    lab.fix_prerequisites(arn, apply=True)
+    lab.wait_for_status(arn, "ACTIVE", timeout=20)
+    lab.wait(arn, timeout=60)
+    assert len(rows(lab, name)) == 5
+    lab.client("dynamodb").put_item(TableName=name, Item=item(99))
+    lab.refresh_now(arn)
+    time.sleep(1.5)
+    assert len(rows(lab, name)) == 5  # one load, no change capture
