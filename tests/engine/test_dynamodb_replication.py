@@ -239,3 +239,12 @@ def test_continuous_sync_false_loads_once(lab: Lab) -> None:
     lab.refresh_now(arn)
     time.sleep(1.5)
     assert len(rows(lab, name)) == 5  # one load, no change capture
+
+
+def test_an_attribute_name_with_a_colon_fails_the_integration(lab: Lab) -> None:
+    name, table_arn = make_table(lab)
+    lab.client("dynamodb").put_item(TableName=name, Item=item(1, **{"a:b": {"S": "x"}}))
+    arn = integrate(lab, table_arn)
+    integ = lab.wait_for_status(arn, "FAILED", timeout=30)
+    assert integ.errors[0]["ErrorCode"] == "SourceSchemaNotSupported"
+    assert "a:b" in integ.errors[0]["ErrorMessage"]

@@ -39,6 +39,9 @@ class Problem:
     code: str
     message: str
     fix: Fix | None = None
+    #: Retrying cannot help (e.g. a table past Iceberg's limits): FAILED at once, not after
+    #: the retry window.
+    fatal: bool = False
 
     def as_error(self) -> dict[str, str]:
         """The integration ``Errors`` entry for this problem."""

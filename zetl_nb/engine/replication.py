@@ -125,7 +125,7 @@ class RelationalRunner:
                 log.warning("%s: %s: %s", self.integ.name, err.code, err.message)
                 if err.resync:
                     self._forget_position()
-                self._report([Problem(err.code, err.message)])
+                self._report([Problem(err.code, err.message, fatal=err.fatal)])
             except Exception as exc:  # never let one failure end replication for good
                 if _driver_error(exc):
                     log.warning("%s: source connection failed: %s", self.integ.name, exc)

@@ -127,7 +127,8 @@ class Engine:
             self.cp.transition(integ, S.SYNCING if syncing else S.ACTIVE)
             return
         since = integ.attention_since or now
-        if integ.state is S.NEEDS_ATTENTION and now - since > self.cp.retry_window_seconds:
+        expired = integ.state is S.NEEDS_ATTENTION and now - since > self.cp.retry_window_seconds
+        if expired or any(p.fatal for p in problems):
             self.cp.transition(integ, S.FAILED, problems)
         else:
             self.cp.transition(integ, S.NEEDS_ATTENTION, problems)

@@ -46,13 +46,19 @@ class SourceError(ZetlError):
     """
 
     def __init__(
-        self, code: str, message: str, resync: bool = False, tables: tuple[TableId, ...] = ()
+        self,
+        code: str,
+        message: str,
+        resync: bool = False,
+        tables: tuple[TableId, ...] = (),
+        fatal: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.resync = resync
         self.tables = tables
+        self.fatal = fatal  # retrying cannot help: the integration goes FAILED
 
 
 class SnapshotReader(Protocol):

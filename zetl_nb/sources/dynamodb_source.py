@@ -159,8 +159,21 @@ class DynamoDBSource:
                 update.add_field(schema.find_column_name(f.source_id), f.transform, f.name)
 
     def _to_arrow(self, items: list[dict[str, Any]], keys: list[str]) -> pa.Table:
-        """Items → Arrow (UnnestSpec)."""
-        return self._unnest(items, keys, self.mode)
+        """Items → Arrow (UnnestSpec); a table past the guide's limits FAILS the integration."""
+        from ..transform.dynamotypes import UnnestError
+
+        try:
+            return self._unnest(items, keys, self.mode)
+        except UnnestError as exc:
+            raise SourceError("SourceSchemaNotSupported", str(exc), fatal=True) from exc
+
+    def _merged(self, old: pa.Schema, new: pa.Schema) -> pa.Schema:
+        from ..transform.dynamotypes import UnnestError
+
+        try:
+            return self._merge(old, new)
+        except UnnestError as exc:
+            raise SourceError("SourceSchemaNotSupported", str(exc), fatal=True) from exc
 
     def reconfigure(self) -> bool:
         """Pick up changed table properties; True if they changed (the table must resync)."""
@@ -256,7 +269,7 @@ class _ScanSnapshot:
         tables = [source._to_arrow(items, keys) for items in source.scan_pages() if items]
         schema = _key_only(source)
         for t in tables:
-            schema = source._merge(schema, t.schema)
+            schema = source._merged(schema, t.schema)
         table = (
             pa.concat_tables([source._conform(t, schema) for t in tables])
             if tables
@@ -358,7 +371,7 @@ class _Stream:
         if self._version != self.source.version:  # new UnnestSpec: the table was reloaded
             self._schema, self._version = _key_only(self.source), self.source.version
         rows = self.source._to_arrow(images, self.source._keys or [])
-        self._schema = self.source._merge(self._schema, rows.schema)
+        self._schema = self.source._merged(self._schema, rows.schema)
         rows = self.source._converted(self.source._conform(rows, self._schema))
         return ChangeBatch(
             schema=self.source.schema_of(rows.schema),
