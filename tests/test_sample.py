@@ -132,7 +132,9 @@ def test_loaded_items_are_the_generators(lab: Lab, arns: dict[str, str]) -> None
     ddb = lab.client("dynamodb")
     got = ddb.get_item(TableName="products", Key={"product_id": {"S": "p0042"}})["Item"]
     assert got == product_items()[41]
-    line = ddb.get_item(TableName="invoices", Key={"pk": {"S": "INV#0001"}, "sk": {"S": "LINE#001"}})
+    line = ddb.get_item(
+        TableName="invoices", Key={"pk": {"S": "INV#0001"}, "sk": {"S": "LINE#001"}}
+    )
     assert line["Item"] == invoice_items()[1]
 
 
@@ -158,7 +160,7 @@ def test_loader_is_idempotent_and_leaves_existing_tables_alone(
 
 
 def test_loader_names_the_tables_it_knows(lab: Lab) -> None:
-    with pytest.raises(ZetlError, match="'orders'.*invoices.*products"):
+    with pytest.raises(ZetlError, match=r"'orders'.*invoices.*products"):
         load_dynamodb_samples(lab, tables=["orders"])
 
 
