@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from .lab import Lab
 
 __all__ = [
+    "BATCH_SIZE",
     "SAMPLE_TABLES",
+    "SEED",
     "SampleTable",
     "create_sample_table",
     "invoice_items",

@@ -248,3 +248,20 @@ def test_an_attribute_name_with_a_colon_fails_the_integration(lab: Lab) -> None:
     integ = lab.wait_for_status(arn, "FAILED", timeout=30)
     assert integ.errors[0]["ErrorCode"] == "SourceSchemaNotSupported"
     assert "a:b" in integ.errors[0]["ErrorMessage"]
+
+
+def test_stream_records_older_than_the_scan_are_not_applied_again(lab: Lab) -> None:
+    name, table_arn = make_table(lab, items=10)
+    ddb = lab.client("dynamodb")
+    ddb.put_item(TableName=name, Item=item(0, price=7.0))
+    ddb.delete_item(TableName=name, Key={"product_id": {"S": "p0009"}})
+    time.sleep(2.5)  # older than the scan by more than the hand-off margin
+    applied: list[dict[str, Any]] = []
+    lab.bus.subscribe(lambda event: applied.append(event.detail), "batch")
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    assert rows(lab, name)["p0000"] == 7.0 and len(rows(lab, name)) == 9
+    assert applied == []  # the 12 stream records were all in the copy
+    ddb.put_item(TableName=name, Item=item(50))
+    sync(lab, arn)
+    assert [(e["Inserted"], e["Updated"], e["Deleted"]) for e in applied] == [(1, 0, 0)]

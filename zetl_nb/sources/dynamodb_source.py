@@ -263,7 +263,11 @@ class _ScanSnapshot:
         self.source = source
         started = time.time()
         self.seq = int((started - HANDOFF_MARGIN_S) * 1e6)
-        self.position: Mapping[str, Any] = {**ShardTree(stream_arn).to_position(), "seq": self.seq}
+        self.position: Mapping[str, Any] = {
+            **ShardTree(stream_arn).to_position(),
+            "seq": self.seq,
+            "handoff": self.seq,  # records at or before this are in the scan
+        }
         source.discover(None)  # key columns first in the schema
         keys = source._keys or []
         tables = [source._to_arrow(items, keys) for items in source.scan_pages() if items]
@@ -304,7 +308,8 @@ class _Stream:
         arn = source._stream_arn()
         self.reader = ShardReader(source.streams, ShardTree.from_position(position, arn))
         self._seq = int(position.get("seq", 0))
-        self._position = {**self.reader.tree.to_position(), "seq": self._seq}
+        self._handoff = int(position.get("handoff", 0))
+        self._position = self._at()
         self._schema = _key_only(source)
         self._version = source.version
         # Refreshes asked for (refresh_now) and handled: a read serves every request made
@@ -351,23 +356,31 @@ class _Stream:
         if not records:
             if self.source.refresh_seconds is None:
                 time.sleep(min(max_wait, 0.2))
-            self._position = {**self.reader.tree.to_position(), "seq": self._seq}
+            self._position = self._at()
             return []
         batch = self._batch(records)
-        self._position = {**self.reader.tree.to_position(), "seq": self._seq}
-        return [batch]
+        self._position = self._at()
+        return [batch] if batch is not None else []
 
-    def _batch(self, records: list[dict[str, Any]]) -> ChangeBatch:
+    def _at(self) -> dict[str, Any]:
+        return {**self.reader.tree.to_position(), "seq": self._seq, "handoff": self._handoff}
+
+    def _batch(self, records: list[dict[str, Any]]) -> ChangeBatch | None:
+        """Records as one batch; ``None`` if all of them were already in the initial scan."""
         ops, images, seqs = [], [], []
         op_of = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
         for rec in records:
             d = rec["dynamodb"]
             at = d.get("ApproximateCreationDateTime")
             t = int(at.timestamp() * 1e6) if hasattr(at, "timestamp") else int(float(at or 0) * 1e6)
+            if t <= self._handoff:  # older than the scan (whatever the shard): in the copy
+                continue
             self._seq = max(self._seq + 1, t)
             seqs.append(self._seq)
             ops.append(op_of[rec["eventName"]])
             images.append(d.get("NewImage") or d["Keys"])
+        if not images:
+            return None
         if self._version != self.source.version:  # new UnnestSpec: the table was reloaded
             self._schema, self._version = _key_only(self.source), self.source.version
         rows = self.source._to_arrow(images, self.source._keys or [])
@@ -378,7 +391,7 @@ class _Stream:
             ops=pa.array(ops, pa.string()),
             rows=rows,
             seq=pa.array(seqs, pa.int64()),
-            position={**self.reader.tree.to_position(), "seq": self._seq},
+            position=self._at(),
         )
 
     def ack(self, position: Mapping[str, Any]) -> None:
