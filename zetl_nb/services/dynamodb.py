@@ -292,10 +292,14 @@ def _health_pid(port: int) -> int | None:
 
 
 class _SnapshotGate:
-    """Requests run concurrently, but never while a snapshot is being taken.
+    """One request at a time, and never while a snapshot is being taken.
 
     moto's models are not thread-safe, and even reads mutate them (a ``defaultdict`` lookup on a
     missing key inserts it), so pickling concurrently with any request could fail or tear.
+    Concurrent requests tore too: four writer threads got HTTP 500s ("dictionary changed size
+    during iteration") and duplicate stream SequenceNumbers (``StreamShard.add`` is unlocked),
+    which would break resuming a stream after a sequence number. moto is GIL-bound, so serving
+    requests one by one costs little.
     """
 
     def __init__(self) -> None:
@@ -307,7 +311,7 @@ class _SnapshotGate:
     def request(self) -> Iterator[None]:
         with self._cond:
             # Waiting snapshots go first, so a steady stream of requests cannot starve them.
-            self._cond.wait_for(lambda: not self._snapshot_wanted)
+            self._cond.wait_for(lambda: not self._snapshot_wanted and self._active == 0)
             self._active += 1
         try:
             yield
