@@ -26,7 +26,7 @@ from .core.events import EventBus
 from .core.prerequisites import Fix
 from .core.states import IntegrationState
 from .engine.control import ControlPlane
-from .engine.scheduler import Engine
+from .engine.scheduler import Engine, replicated
 from .engine.store import ControlStore, Integration
 from .target.catalog import LocalCatalog
 
@@ -437,8 +437,7 @@ class Lab:
             runner = self.engine.runners.get(arn)
             active = integ.status == IntegrationState.ACTIVE.value
             # An integration whose data the engine moves is synced only once its runner caught up.
-            moved = ":rds:" in integ.source_arn or ":dynamodb:" in integ.source_arn
-            done = active and (not synced or not moved)
+            done = active and (not synced or not replicated(integ))
             if runner is not None and active and synced:
                 if target is None and runner.loaded.is_set():
                     try:

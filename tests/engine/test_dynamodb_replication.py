@@ -140,6 +140,14 @@ def test_restart_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
 DAY_OF_CREATED = {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
 
 
+def partition_by_day_of_created(lab: Lab, table: str) -> None:
+    lab.client("glue").create_integration_table_properties(
+        ResourceArn=TARGET_ARN,
+        TableName=table,
+        TargetTableConfig={"PartitionSpec": [DAY_OF_CREATED]},
+    )
+
+
 def iceberg_table(lab: Lab, name: str) -> Any:
     return lab.catalog.catalog.load_table(("lakehouse", name.lower()))
 
@@ -157,15 +165,7 @@ def test_partition_spec_with_iso_conversion(lab: Lab) -> None:
     ddb = lab.client("dynamodb")
     for i, day in enumerate(["2024-03-01T10:00:00Z", "2024-03-01T23:00:00+02:00", "2024-03-02"]):
         ddb.put_item(TableName=name, Item=item(i, created={"S": day}))
-    lab.client("glue").create_integration_table_properties(
-        ResourceArn=TARGET_ARN,
-        TableName=name,
-        TargetTableConfig={
-            "PartitionSpec": [
-                {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
-            ]
-        },
-    )
+    partition_by_day_of_created(lab, name)
     arn = integrate(lab, table_arn)
     sync(lab, arn)
     table = iceberg_table(lab, name)
@@ -184,20 +184,11 @@ def test_partition_spec_with_iso_conversion(lab: Lab) -> None:
 def test_failed_conversion_needs_attention(lab: Lab) -> None:
     name, table_arn = make_table(lab)
     lab.client("dynamodb").put_item(TableName=name, Item=item(1, created={"S": "yesterday"}))
-    lab.client("glue").create_integration_table_properties(
-        ResourceArn=TARGET_ARN,
-        TableName=name,
-        TargetTableConfig={
-            "PartitionSpec": [
-                {"FieldName": "created", "FunctionSpec": "day", "ConversionSpec": "iso"}
-            ]
-        },
-    )
+    partition_by_day_of_created(lab, name)
     arn = integrate(lab, table_arn)
     integ = lab.wait_for_status(arn, "NEEDS_ATTENTION", timeout=30)
-    assert "SourcePartitionConversionFailed" in str(integ.errors) and "yesterday" in str(
-        integ.errors
-    )
+    errors = str(integ.errors)
+    assert "SourcePartitionConversionFailed" in errors and "yesterday" in errors
 
 
 def test_changed_unnest_spec_resyncs_the_table(lab: Lab) -> None:

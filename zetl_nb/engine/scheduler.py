@@ -93,7 +93,7 @@ class Engine:
                 self.cp.transition(integ, S.DELETED)
                 self._last_check.pop(integ.arn, None)
                 continue
-            if state in (S.ACTIVE, S.SYNCING) and _replicated(integ):
+            if state in (S.ACTIVE, S.SYNCING) and replicated(integ):
                 self._ensure_runner(integ)
             if self._due(integ.arn, state, now):
                 self._check(integ, now)
@@ -166,6 +166,6 @@ def _relational(integ: Integration) -> bool:
     return ":rds:" in integ.source_arn
 
 
-def _replicated(integ: Integration) -> bool:
+def replicated(integ: Integration) -> bool:
     """Integrations whose data the engine moves (relational and DynamoDB sources)."""
     return _relational(integ) or ":dynamodb:" in integ.source_arn
