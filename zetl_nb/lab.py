@@ -408,6 +408,7 @@ class Lab:
             conform=unnest.conform,
             refresh_seconds=minutes * 60 / self.config.time_scale,
             config=config,
+            day_seconds=86400 / self.config.time_scale if minutes >= 1440 else None,
         )
 
     def refresh_now(self, identifier: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from repl_support import TARGET_ARN, prepare_target, uid
 
 from zetl_nb import Lab
+from zetl_nb.sources import dynamodb_source
 
 
 @pytest.fixture
@@ -256,3 +257,51 @@ def test_stream_records_older_than_the_scan_are_not_applied_again(lab: Lab) -> N
     ddb.put_item(TableName=name, Item=item(50))
     sync(lab, arn)
     assert [(e["Inserted"], e["Updated"], e["Deleted"]) for e in applied] == [(1, 0, 0)]
+
+
+def test_records_written_just_before_the_copy_count_once(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wide hand-off margin puts every record of this test inside the replay window.
+    monkeypatch.setattr(dynamodb_source, "HANDOFF_MARGIN_S", 60.0)
+    name, table_arn = make_table(lab, items=10)
+    ddb = lab.client("dynamodb")
+    ddb.put_item(TableName=name, Item=item(0, price=7.0))
+    ddb.delete_item(TableName=name, Key={"product_id": {"S": "p0009"}})
+    applied: list[dict[str, Any]] = []
+    lab.bus.subscribe(lambda event: applied.append(event.detail), "batch")
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    assert rows(lab, name)["p0000"] == 7.0 and len(rows(lab, name)) == 9
+
+    def totals() -> tuple[int, int, int]:
+        return tuple(sum(e[k] for e in applied) for k in ("Inserted", "Updated", "Deleted"))  # type: ignore[return-value]
+
+    assert totals() == (0, 0, 0)  # the 12 records replayed, all already in the copy
+    ddb.put_item(TableName=name, Item=item(50))
+    ddb.put_item(TableName=name, Item=item(1, price=3.0))
+    ddb.delete_item(TableName=name, Key={"product_id": {"S": "p0002"}})
+    sync(lab, arn)
+    assert totals() == (1, 1, 1)  # in the window too, but real changes
+    assert rows(lab, name)["p0001"] == 3.0 and "p0002" not in rows(lab, name)
+
+
+def test_a_refresh_interval_of_days_applies_sequential_daily_batches(tmp_path: Path) -> None:
+    # 3 days on a Lab clock where a day is 3.3 s: one refresh every 10 s.
+    with Lab(tmp_path / "home", prerequisite_recheck_seconds=0.2, time_scale=25920) as lab:
+        prepare_target(lab)
+        name, table_arn = make_table(lab, items=2)
+        arn = integrate(lab, table_arn, RefreshInterval="4320")
+        sync(lab, arn)
+        applied: list[dict[str, Any]] = []
+        lab.bus.subscribe(lambda event: applied.append(event.detail), "batch")
+        ddb = lab.client("dynamodb")
+        ddb.put_item(TableName=name, Item=item(10))
+        ddb.put_item(TableName=name, Item=item(11))
+        time.sleep(3.6)  # the next Lab day
+        ddb.put_item(TableName=name, Item=item(12))
+        sync(lab, arn)
+        assert len(rows(lab, name)) == 5
+        # One refresh, two days of changes: two batches, each its own commit.
+        assert [e["Inserted"] for e in applied] == [2, 1]
+        assert applied[0]["Seq"] < applied[1]["Seq"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,31 @@ def test_replayed_rows_are_skipped(catalog: Any) -> None:
     counts = again.apply(batch("cc", [(1, Decimal("1"), "x"), (2, Decimal("2"), "y")], 6))
     assert counts.skipped == 2
     assert [r["id"] for r in content(again)] == [1]
+
+
+def test_replayed_changes_that_change_nothing_are_not_counted(catalog: Any) -> None:
+    w = writer(catalog)
+    copy = batch("rr", [(1, Decimal("1.00"), "a"), (2, Decimal("2.00"), "b")], 10)
+    w.load(iter(copy.rows.to_batches()), seq=10, position={"lsn": 10})
+    # Written while the copy ran: 1 became "a" and 2 went v1 -> v2 (the copy saw both), 3 was
+    # deleted before the copy read it; 4 is new after the copy, 1 then changes again.
+    replay = batch(
+        "uuudcu",
+        [
+            (1, Decimal("1.00"), "a"),
+            (2, Decimal("2.50"), "v1"),
+            (2, Decimal("2.00"), "b"),
+            (3,),
+            (4, Decimal("4.00"), "d"),
+            (1, Decimal("1.10"), "a2"),
+        ],
+        11,
+        replay_until=11,
+    )
+    replay = replace(replay, seq=pa.array([11, 12, 13, 14, 15, 16], pa.int64()), replay_until=15)
+    counts = w.apply(replay)
+    assert (counts.inserted, counts.updated, counts.deleted, counts.skipped) == (1, 1, 0, 4)
+    assert [(r["id"], r["note"]) for r in content(w)] == [(1, "a2"), (2, "b"), (4, "d")]
 
 
 def test_primary_key_update_deletes_old_key(catalog: Any) -> None:

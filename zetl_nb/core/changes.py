@@ -101,6 +101,10 @@ class ChangeBatch:
     #: Rows the source could not represent in the column types (row index → reason, with the
     #: source's own text): the target sends them to the dead-letter table instead of applying.
     rejects: Mapping[int, str] = field(default_factory=dict)
+    #: Rows at or below this seq may already be in the target: the initial copy ran while they
+    #: were written (DynamoDB's scan/stream hand-off). One that changes nothing is skipped and
+    #: not counted again.
+    replay_until: int | None = None
 
     @property
     def table(self) -> TableId:

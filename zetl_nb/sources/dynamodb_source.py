@@ -10,7 +10,9 @@ Differences, all from the Glue guide:
   continuously: the stream holds records back until the next refresh;
 - hand-off: the stream is read from the start of its retention after the scan; records older
   than the scan (minus a margin for ``ApproximateCreationDateTime``'s rounding) are in it, and
-  the target skips them by ``seq``; later ones are applied idempotently (whole new images).
+  the target skips them by ``seq``; later ones are applied idempotently (whole new images), and
+  those written while the scan ran are not counted again when they change nothing
+  (``ChangeBatch.replay_until``).
 
 ``seq`` is microseconds of ``ApproximateCreationDateTime``, made strictly increasing per stream
 (``max(last + 1, time)``), with the last one kept in the position, so it survives restarts.
@@ -55,6 +57,7 @@ class DynamoDBSource:
         conform: Callable[[pa.Table, pa.Schema], pa.Table],
         refresh_seconds: float | None = None,
         config: Callable[[], tuple[str, list[dict[str, Any]] | None]] | None = None,
+        day_seconds: float | None = None,
     ) -> None:
         self.client = client
         self.streams = streams
@@ -67,6 +70,10 @@ class DynamoDBSource:
         self.mode, self.partition_spec = self._config()
         self.version = 0
         self.refresh_seconds = refresh_seconds
+        #: RefreshInterval of 1440 minutes or more: a refresh applies its changes as sequential
+        #: batches of one day each (on the Lab clock), as AWS does (an incremental export spans
+        #: at most 24 hours). None: one batch per read.
+        self.day_seconds = day_seconds
         self.id = TableId("", None, self.table_name)
         self._keys: list[str] | None = None
         #: When the latest refresh was due or asked for: what ``lab.wait`` waits for.
@@ -281,6 +288,9 @@ class _ScanSnapshot:
         )
         self.table = source._converted(table)
         self.arrow_schema = self.table.schema
+        # Records up to here may be in the copy already: replayed, but not counted if they
+        # change nothing (the margin again covers ApproximateCreationDateTime's rounding).
+        self.position = {**self.position, "replay": int((time.time() + HANDOFF_MARGIN_S) * 1e6)}
 
     def schema(self, table: TableId) -> TableSchema:
         return self.source.schema_of(self.arrow_schema)
@@ -309,6 +319,8 @@ class _Stream:
         self.reader = ShardReader(source.streams, ShardTree.from_position(position, arn))
         self._seq = int(position.get("seq", 0))
         self._handoff = int(position.get("handoff", 0))
+        self._replay = int(position.get("replay", 0))
+        self._window_from = max(self._seq, self._handoff)  # where the first day window starts
         self._position = self._at()
         self._schema = _key_only(source)
         self._version = source.version
@@ -358,12 +370,33 @@ class _Stream:
                 time.sleep(min(max_wait, 0.2))
             self._position = self._at()
             return []
-        batch = self._batch(records)
+        days = self._days(records)
+        if not self._more:
+            self._window_from = read_from
+        batches = [b for b in (self._batch(group) for group in days) if b is not None]
         self._position = self._at()
-        return [batch] if batch is not None else []
+        return batches
+
+    def _days(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Records in sequential one-day windows from the last refresh (RefreshInterval of a
+        day or more); otherwise all in one."""
+        day = self.source.day_seconds
+        if not day:
+            return [records]
+        width = int(day * 1e6)
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for rec in records:
+            index = max(0, (_created_us(rec) - self._window_from) // width)
+            groups.setdefault(index, []).append(rec)
+        return [groups[i] for i in sorted(groups)]
 
     def _at(self) -> dict[str, Any]:
-        return {**self.reader.tree.to_position(), "seq": self._seq, "handoff": self._handoff}
+        return {
+            **self.reader.tree.to_position(),
+            "seq": self._seq,
+            "handoff": self._handoff,
+            "replay": self._replay,
+        }
 
     def _batch(self, records: list[dict[str, Any]]) -> ChangeBatch | None:
         """Records as one batch; ``None`` if all of them were already in the initial scan."""
@@ -371,8 +404,7 @@ class _Stream:
         op_of = {"INSERT": "c", "MODIFY": "u", "REMOVE": "d"}
         for rec in records:
             d = rec["dynamodb"]
-            at = d.get("ApproximateCreationDateTime")
-            t = int(at.timestamp() * 1e6) if hasattr(at, "timestamp") else int(float(at or 0) * 1e6)
+            t = _created_us(rec)
             if t <= self._handoff:  # older than the scan (whatever the shard): in the copy
                 continue
             self._seq = max(self._seq + 1, t)
@@ -392,6 +424,7 @@ class _Stream:
             rows=rows,
             seq=pa.array(seqs, pa.int64()),
             position=self._at(),
+            replay_until=self._replay if seqs[0] <= self._replay else None,
         )
 
     def ack(self, position: Mapping[str, Any]) -> None:
@@ -402,6 +435,12 @@ class _Stream:
 
     def close(self) -> None:
         """Iterators expire by themselves."""
+
+
+def _created_us(record: Mapping[str, Any]) -> int:
+    """A stream record's ``ApproximateCreationDateTime`` in microseconds."""
+    at = record["dynamodb"].get("ApproximateCreationDateTime")
+    return int(at.timestamp() * 1e6) if hasattr(at, "timestamp") else int(float(at or 0) * 1e6)
 
 
 def _now_us() -> int:

@@ -31,7 +31,7 @@ def resolve_unchanged(table: Any, batch: ChangeBatch, keys: list[str]) -> pa.Tab
                 source_of[i] = tuple(col[i] for col in old_lists)
     wanted = {source_of[i] for i in flagged}
     chain = wanted | {key_of[i] for i in flagged}
-    current = _target_values(table, keys, sorted(wanted, key=repr), list(marked))
+    current = target_values(table, keys, sorted(wanted, key=repr), list(marked))
     for col, mask in marked.items():
         values = rows.column(col).to_pylist()
         seen: dict[tuple[Any, ...], Any] = {}
@@ -47,15 +47,16 @@ def resolve_unchanged(table: Any, batch: ChangeBatch, keys: list[str]) -> pa.Tab
     return rows
 
 
-def _target_values(
+def target_values(
     table: Any, keys: list[str], wanted: list[tuple[Any, ...]], cols: list[str]
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The target's current rows for the ``wanted`` keys (key columns and ``cols``), by key."""
     from .writer import key_filter
 
     if not wanted:
         return {}
     probe = pa.table({k: [w[i] for w in wanted] for i, k in enumerate(keys)})
-    present = [c for c in cols if c in table.schema().column_names]
+    present = [c for c in cols if c in table.schema().column_names and c not in keys]
     found = table.scan(
         row_filter=key_filter(probe, keys), selected_fields=tuple(keys + present)
     ).to_arrow()

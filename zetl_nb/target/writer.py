@@ -154,6 +154,11 @@ class TableWriter:
             fresh = pc.greater(batch.seq, pa.scalar(self.seq, batch.seq.type))
             counts.skipped = len(batch) - int(pc.sum(fresh).as_py() or 0)
             batch = _filter(batch, fresh)
+        if batch.replay_until is not None:
+            from .replay import drop_replayed
+
+            batch, unchanged = drop_replayed(self.table, batch, list(self.schema.primary_key))
+            counts.skipped += unchanged
         if batch.schema != self.schema and not self._covers(batch.schema):
             self.evolve(batch.schema)
         if batch.rejects:
