@@ -305,3 +305,41 @@ def test_a_refresh_interval_of_days_applies_sequential_daily_batches(tmp_path: P
         # One refresh, two days of changes: two batches, each its own commit.
         assert [e["Inserted"] for e in applied] == [2, 1]
         assert applied[0]["Seq"] < applied[1]["Seq"]
+
+
+def test_partition_spec_changes_resync_only_when_they_conflict(lab: Lab) -> None:
+    name, table_arn = make_table(lab)
+    ddb = lab.client("dynamodb")
+    ddb.put_item(TableName=name, Item=item(1, created={"S": "2024-03-01T10:00:00Z"}))
+    partition_by_day_of_created(lab, name)
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    states: list[str] = []
+    lab.bus.subscribe(lambda event: states.append(event.detail["State"]), "table_state")
+    glue = lab.client("glue")
+
+    def partition_by(function: str, conversion: str) -> None:
+        spec = {"FieldName": "created", "FunctionSpec": function, "ConversionSpec": conversion}
+        glue.update_integration_table_properties(
+            ResourceArn=TARGET_ARN, TableName=name, TargetTableConfig={"PartitionSpec": [spec]}
+        )
+        time.sleep(6)  # picked up at the next rediscovery (every 5 s)
+
+    # Same partitioning, another conversion: applies to new items, the table stays.
+    partition_by("day", "epoch_sec")
+    ddb.put_item(TableName=name, Item=item(2, created={"N": "1709330400"}))  # 2024-03-01T22:00Z
+    sync(lab, arn)
+    assert "ResyncInitiated" not in states
+    target = "lakehouse." + name.lower()
+    got = lab.sql(f"SELECT created FROM {target} ORDER BY product_id").fetchall()
+    assert [str(c.astimezone(UTC)) for (c,) in got] == [
+        "2024-03-01 10:00:00+00:00",
+        "2024-03-01 22:00:00+00:00",
+    ]
+    # Another function conflicts with the table's partitioning: a full resync.
+    ddb.delete_item(TableName=name, Key={"product_id": {"S": "p0001"}})  # its iso date
+    partition_by("month", "epoch_sec")
+    sync(lab, arn)
+    assert "ResyncInitiated" in states
+    assert [str(f.transform) for f in iceberg_table(lab, name).spec().fields] == ["month"]
+    assert len(rows(lab, name)) == 1

@@ -501,9 +501,12 @@ class RelationalRunner:
         """DDL is not in the change stream: new tables, dropped tables and filter changes."""
         self._refresh_integration()
         reconfigure = getattr(source, "reconfigure", None)
-        if reconfigure is not None and reconfigure():  # DynamoDB: Unnest/PartitionSpec changed
+        if reconfigure is not None:  # DynamoDB: UnnestSpec/PartitionSpec changed
             for rt in [rt for rt in self.tables.values() if rt.writer is not None]:
-                self._resync(source, rt, "the integration's table properties changed")
+                assert rt.writer is not None
+                why = reconfigure(rt.writer.table)
+                if why:
+                    self._resync(source, rt, f"the integration's table properties changed: {why}")
         states = source.discover(self._data_filter(source))
         present = {s.schema.table for s in states}
         new = [s for s in states if s.schema.table not in self.tables]

@@ -182,14 +182,31 @@ class DynamoDBSource:
         except UnnestError as exc:
             raise SourceError("SourceSchemaNotSupported", str(exc), fatal=True) from exc
 
-    def reconfigure(self) -> bool:
-        """Pick up changed table properties; True if they changed (the table must resync)."""
-        current = self._config()
-        if current == (self.mode, self.partition_spec):
-            return False
-        self.mode, self.partition_spec = current
-        self.version += 1
-        return True
+    def reconfigure(self, table: Any | None = None) -> str | None:
+        """Pick up changed table properties: why ``table`` must be resynced, or None.
+
+        A new UnnestSpec reshapes every row; a new PartitionSpec resyncs only when it conflicts
+        with how ``table`` is partitioned (``spec_conflicts``), else it applies from now on.
+        """
+        from ..transform.partition import PartitionError, spec_conflicts
+
+        mode, spec = self._config()
+        if (mode, spec) == (self.mode, self.partition_spec):
+            return None
+        old_mode = self.mode
+        self.mode, self.partition_spec = mode, spec
+        if mode != old_mode or table is None:
+            reason = f"its UnnestSpec changed from {old_mode} to {mode}"
+        else:
+            try:
+                why = spec_conflicts(table.spec(), table.schema(), spec, self._keys or [])
+            except PartitionError as exc:
+                raise SourceError("SourcePartitionSpecInvalid", str(exc)) from exc
+            if why is None:
+                return None
+            reason = f"its PartitionSpec conflicts with the table: {why}"
+        self.version += 1  # the stream starts a new schema for the reloaded table
+        return reason
 
     def _converted(self, rows: pa.Table) -> pa.Table:
         """Time partition columns converted to UTC timestamps (after schemas are merged)."""
