@@ -207,6 +207,28 @@ def test_tables_of_a_database(harness: Harness) -> None:
         harness.glue.get_table(DatabaseName=name, Name="absent")
 
 
+def test_a_database_with_dead_letters_deletes_and_system_namespaces_stay_hidden(
+    harness: Harness,
+) -> None:
+    import pyarrow as pa
+
+    from zetl_nb.target.catalog import LocalCatalog
+
+    name = harness.database().rsplit("/", 1)[1]
+    catalog = LocalCatalog(harness.home).catalog
+    schema = pa.schema([("id", pa.int64())])
+    # What the engine makes: dead letters nested in the target, status tables Lab-wide.
+    catalog.create_namespace_if_not_exists((name, "zetl_system"))
+    catalog.create_table((name, "zetl_system", "dead_letters"), schema=schema)
+    catalog.create_namespace_if_not_exists(("zetl_system",))
+    names = [d["Name"] for d in harness.call("glue", "get_databases")["DatabaseList"]]
+    assert name in names and "zetl_system" not in names
+    harness.call("glue", "delete_database", Name=name)
+    with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
+        harness.glue.get_database(Name=name)
+    assert not catalog.namespace_exists((name, "zetl_system"))
+
+
 def test_connections(harness: Harness) -> None:
     name = unique("pgconn")
     harness.call(

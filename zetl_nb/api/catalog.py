@@ -18,6 +18,7 @@ from ..core.policy import parse_policy
 from ..engine import prerequisites
 from ..engine.control import ControlPlane
 from ..target.catalog import database_fields
+from ..target.deadletters import SYSTEM_NAMESPACE
 from .shapes import paginate, timestamp
 
 _DB_NAME = re.compile(r"[a-z0-9_-]{1,255}")
@@ -96,7 +97,8 @@ class CatalogOperations:
         return {"Database": self._database_dict(self._database(p["Name"]))}
 
     def op_get_databases(self, p: dict[str, Any]) -> dict[str, Any]:
-        names = self.cp.catalog.namespaces()
+        # zetl_nb's own Lab-wide namespace (status tables) is not a database users made.
+        names = [n for n in self.cp.catalog.namespaces() if n != SYSTEM_NAMESPACE]
         page, token = paginate(names, p.get("NextToken"), p.get("MaxResults"), hi=100)
         out: dict[str, Any] = {"DatabaseList": [self._database_dict(n) for n in page]}
         if token:
@@ -117,8 +119,14 @@ class CatalogOperations:
 
     def op_delete_database(self, p: dict[str, Any]) -> dict[str, Any]:
         ns = self._database(p["Name"])
+        cat = self.cp.catalog.catalog
         for table in self.cp.catalog.tables(ns):  # Glue deletes a database's tables with it
-            self.cp.catalog.catalog.drop_table((ns, table))
+            cat.drop_table((ns, table))
+        # ... and so the system namespace nested in it (dead letters) with its tables.
+        for nested in cat.list_namespaces((ns,)):
+            for ident in cat.list_tables(tuple(nested)):
+                cat.drop_table(tuple(ident))
+            cat.drop_namespace(tuple(nested))
         self.cp.catalog.drop_namespace(ns)
         self.cp.on_change()
         return {}
