@@ -12,8 +12,11 @@ Example ``zetl.toml``::
 
 Environment variables win over the file: ``ZETL_ACCOUNT_ID``, ``ZETL_REGION``, ``ZETL_TIME_SCALE``,
 ``ZETL_PREREQUISITE_RECHECK_SECONDS``, ``ZETL_RETRY_WINDOW_DAYS``, ``ZETL_DYNAMODB_ENDPOINT``
-(use this DynamoDB endpoint instead of the embedded one), ``ZETL_EMBEDDED_POSTGRES`` (``0`` to not
-register the embedded PostgreSQL) and ``ZETL_EMBEDDED_CLUSTER`` (its cluster name).
+(use this DynamoDB endpoint instead of the embedded one; ``aws``: real AWS),
+``ZETL_DYNAMODB_EXPORT_BUCKET`` and ``ZETL_DYNAMODB_EXPORT_PREFIX`` (real AWS only: load and
+refresh DynamoDB tables through ``ExportTableToPointInTime`` exports into this S3 bucket, as Glue
+zero-ETL does, instead of Scan and Streams), ``ZETL_EMBEDDED_POSTGRES`` (``0`` to not register
+the embedded PostgreSQL) and ``ZETL_EMBEDDED_CLUSTER`` (its cluster name).
 """
 
 from __future__ import annotations
@@ -43,8 +46,14 @@ class LabConfig:
     prerequisite_recheck_seconds: float = 10.0
     #: How long NEEDS_ATTENTION retries before FAILED (AWS: 7 days).
     retry_window_days: float = 7.0
-    #: An external DynamoDB endpoint URL; empty means the embedded moto server.
+    #: An external DynamoDB endpoint URL; empty means the embedded moto server; ``aws`` means
+    #: real AWS (boto3's own endpoints and credential chain, for DynamoDB, its streams and S3).
     dynamodb_endpoint: str = ""
+    #: Real AWS only: an S3 bucket for DynamoDB exports. Set, DynamoDB integrations load a full
+    #: export and apply incremental exports (AWS's path); empty, they Scan and read the stream.
+    dynamodb_export_bucket: str = ""
+    #: Key prefix of those exports in the bucket (each table below ``<prefix><table name>``).
+    dynamodb_export_prefix: str = "zetl-nb/"
     #: Register the embedded PostgreSQL as an RDS cluster (started on first use).
     embedded_postgres: bool = True
     embedded_cluster: str = "zetl-aurora-postgres"

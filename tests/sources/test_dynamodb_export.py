@@ -19,7 +19,6 @@ import pytest
 from dynamodb_export_fixtures import (
     Change,
     micros,
-    wire,
     write_full_export,
     write_incremental_export,
 )
@@ -31,12 +30,11 @@ from zetl_nb.sources.base import SourceError
 from zetl_nb.sources.dynamodb_export import (
     ExportError,
     ExportSnapshot,
-    arrow_full,
-    export_request,
     read_full_export,
     read_incremental_export,
     read_manifest,
 )
+from zetl_nb.sources.dynamodb_exporter import export_request
 from zetl_nb.transform.dynamotypes import UnnestError
 from zetl_nb.transform.unnest import unnest
 
@@ -68,10 +66,6 @@ def read_all(root: Path, keys: list[str], mode: str = "FULL", **kw: Any) -> pa.T
     return pa.concat_tables(tables)
 
 
-def lines(items: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps({"Item": wire(item)}).encode() + b"\n" for item in items)
-
-
 # -- full exports ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("arrow", [True, False])
 def test_full_export_round_trips_products(tmp_path: Path, arrow: bool) -> None:
@@ -92,58 +86,6 @@ def test_zero_byte_data_files_are_empty_partitions(tmp_path: Path) -> None:
     empty["md5Checksum"] = base64.b64encode(hashlib.md5(b"").digest()).decode()
     (root / "manifest-files.json").write_text("".join(json.dumps(e) + "\n" for e in entries))
     assert read_all(root, ["id"]).equals(unnest([product(1)], ["id"]))
-
-
-def test_arrow_path_covers_products_and_agrees_with_unnest() -> None:
-    items = [product(i) for i in range(50)]
-    table = arrow_full(lines(items), ["id"])
-    assert table is not None
-    assert table.equals(unnest(items, ["id"], "FULL"))
-
-
-def test_arrow_path_keeps_unnest_column_order() -> None:
-    # Item 1 brings "z" before a new field under the existing map "m": unnest's first-seen order
-    # follows the item, not pyarrow's struct layout.
-    items = [
-        {"pk": {"S": "a"}, "m": {"M": {"x": {"S": "1"}}}},
-        {"pk": {"S": "b"}, "z": {"BOOL": True}, "m": {"M": {"y": {"N": "2"}, "x": {"S": "3"}}}},
-    ]
-    table = arrow_full(lines(items), ["pk"])
-    assert table is not None
-    assert table.column_names == ["pk", "m.x", "z", "m.y"] == unnest(items, ["pk"]).column_names
-
-
-def test_arrow_path_reads_date_like_strings_as_text() -> None:
-    # pyarrow.json would infer "2024-05-01" as a timestamp; an S value stays its exact text.
-    items = [{"id": {"S": "1"}, "day": {"S": "2024-05-01"}, "ns": {"NS": ["1", "2.5"]}}]
-    table = arrow_full(lines(items), ["id"])
-    assert table is not None
-    assert table.column("day").to_pylist() == ["2024-05-01"]
-    assert table.equals(unnest(items, ["id"]))
-
-
-@pytest.mark.parametrize(
-    "attr",
-    [
-        {"B": "AAE="},
-        {"BS": ["AAE="]},
-        {"L": [{"S": "a"}]},
-        {"N": "NaN"},
-        {"N": "1_000"},
-        {"S": "x", "N": "1"},
-        {},
-    ],
-)
-def test_arrow_path_leaves_to_unnest_what_it_cannot_convert(attr: dict[str, Any]) -> None:
-    assert arrow_full(lines([{"id": {"S": "1"}, "a": attr}]), ["id"]) is None
-
-
-def test_arrow_path_declines_conflicts_and_missing_keys() -> None:
-    conflict = [{"id": {"S": "1"}, "a": {"S": "x"}}, {"id": {"S": "2"}, "a": {"N": "1"}}]
-    assert arrow_full(lines(conflict), ["id"]) is None
-    assert arrow_full(lines([{"other": {"S": "x"}}]), ["id"]) is None
-    assert arrow_full(lines([{"id": {"BOOL": True}}]), ["id"]) is None
-    assert arrow_full(lines([{"id": {"S": "1"}, "a:b": {"S": "x"}}]), ["id"]) is None
 
 
 def test_widened_column_keeps_dynamodb_number_text(tmp_path: Path) -> None:

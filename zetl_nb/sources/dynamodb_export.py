@@ -3,7 +3,7 @@
 Against real AWS, Glue zero-ETL loads a DynamoDB table from a full export and then applies
 incremental exports. Locally moto's export is not faithful (no manifests, incremental windows
 ignored), so this module reads exports that sit on disk in AWS's own S3 layout: downloaded by
-:func:`export_and_download` (real AWS only) or written by the test fixtures.
+:func:`~.dynamodb_exporter.export_and_download` (real AWS only) or written by the test fixtures.
 
 Format, from the DynamoDB developer guide, "DynamoDB table export output format"
 (``S3DataExport.Output``):
@@ -22,10 +22,14 @@ Format, from the DynamoDB developer guide, "DynamoDB table export output format"
 Data file keys are resolved below the local ``AWSDynamoDB`` folder, so the prefix a download
 was made under does not matter. Only ``DYNAMODB_JSON`` is read (not ``ION``).
 
-Speed: FULL unnesting of a chunk first tries an Arrow path (``pyarrow.json`` parses the chunk,
-compute kernels flatten the descriptor structs); any chunk it does not cover exactly (B, BS and
-L values, conflicting types, invalid items) goes through :func:`~zetl_nb.transform.unnest.unnest`
-on items parsed line by line, which also raises the errors. Both give the same table.
+Speed: FULL unnesting of a chunk first tries the Arrow path
+(:func:`~zetl_nb.transform.unnest_arrow.arrow_full`); any chunk it does not cover exactly (B, BS
+and L values, conflicting types, invalid items) goes through
+:func:`~zetl_nb.transform.unnest.unnest` on items parsed line by line, which also raises the
+errors. Both give the same table.
+
+Requesting and downloading exports from real AWS is :mod:`.dynamodb_exporter`; the source's
+export mode (snapshot and incremental refreshes) is :mod:`.dynamodb_export_stream`.
 """
 
 from __future__ import annotations
@@ -35,8 +39,7 @@ import gzip
 import hashlib
 import io
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -44,11 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..core.changes import ChangeBatch, Column, TableId, TableSchema
-from ..transform.dynamotypes import DESCRIPTORS, UnnestError, walk
+from ..transform.dynamotypes import UnnestError
 from ..transform.unnest import DEFAULT_UNNEST, check_mode, merge_schemas, unnest
+from ..transform.unnest_arrow import arrow_full, loads
 from .base import SourceError
 
 __all__ = [
@@ -58,9 +61,9 @@ __all__ = [
     "ExportError",
     "ExportManifest",
     "ExportSnapshot",
-    "arrow_full",
-    "export_and_download",
-    "export_request",
+    "format_time",
+    "micros",
+    "parse_time",
     "read_full_export",
     "read_incremental_export",
     "read_manifest",
@@ -76,13 +79,6 @@ BATCH_ROWS = 50_000
 _ROOT = "AWSDynamoDB"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOC = "the DynamoDB developer guide, 'DynamoDB table export output format'"
-_LOADS: Callable[[bytes], Any]
-try:  # orjson parses DynamoDB JSON lines ~1.6x faster than json; it is optional
-    import orjson
-
-    _LOADS = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _LOADS = json.loads
 
 
 class ExportError(SourceError):
@@ -119,22 +115,41 @@ class ExportManifest:
 
     @property
     def table_name(self) -> str:
+        """The exported table's name (from ``tableArn``)."""
         return str(self.summary.get("tableArn", "")).rpartition("table/")[2]
 
     def time_us(self, member: str) -> int:
         """A summary time (``2020-11-04T07:28:34.028Z``) in microseconds since the epoch."""
         text = self.summary.get(member)
         try:
-            stamp = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+            return micros(parse_time(str(text)))
         except ValueError:
             raise self.error(f"has no valid '{member}' ({text!r})") from None
-        return (stamp.replace(tzinfo=stamp.tzinfo or UTC) - _EPOCH) // timedelta(microseconds=1)
 
     def error(self, what: str) -> ExportError:
+        """An :class:`ExportError` saying the summary ``what`` (and how to fix it)."""
         return ExportError(
             f"{self.directory / SUMMARY} {what}. It must be the manifest-summary.json DynamoDB "
             f"wrote (see {_DOC}); download the export again."
         )
+
+
+def parse_time(text: str) -> datetime:
+    """An export time as manifests and positions write it (``2020-11-04T07:28:34.028Z``), in
+    UTC; raises ValueError for anything else."""
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def format_time(stamp: datetime) -> str:
+    """``stamp`` as manifests write times: UTC, milliseconds, ``Z`` (exact for whole ms)."""
+    utc = stamp.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def micros(stamp: datetime) -> int:
+    """``stamp`` in microseconds since the epoch (the unit of ``WriteTimestampMicros``)."""
+    return (stamp - _EPOCH) // timedelta(microseconds=1)
 
 
 def read_manifest(root: Path | str) -> ExportManifest:
@@ -270,7 +285,7 @@ def _check_count(file: DataFile, count: int) -> None:
 
 def _parse(file: DataFile, number: int, line: bytes) -> Any:
     try:
-        return _LOADS(line)
+        return loads(line)
     except ValueError as exc:
         raise ExportError(
             f"data file {file.path} line {number} is not JSON ({exc}): {line[:200]!r}. DynamoDB "
@@ -396,155 +411,6 @@ def read_full_export(
     """
     export = _FullExport(root, keys, mode, schema, chunk_bytes, arrow, verify)
     yield from export.tables()
-
-
-# -- the Arrow path (FULL) ------------------------------------------------------------------------
-_TEXT = {"S": pa.string(), "N": pa.string(), "B": pa.string()}
-_TEXT_LISTS = ("SS", "NS", "BS")
-_DESCRIPTOR_SET = frozenset(DESCRIPTORS)
-
-
-def arrow_full(data: bytes, keys: Sequence[str], lines: int | None = None) -> pa.Table | None:
-    """``unnest(items, keys, "FULL")`` of JSON lines ``{"Item": ...}`` with Arrow kernels, or
-    None when the lines hold what only :func:`unnest` converts exactly (B, BS, L, a type
-    conflict, blank lines, anything invalid: ``unnest`` then also raises the error)."""
-    import pyarrow.json as pj
-
-    try:
-        table = pj.read_json(io.BytesIO(data))
-        text = _text_schema(table.schema)
-        if text != table.schema:  # pyarrow read an S like "2024-05-01" as a timestamp
-            options = pj.ParseOptions(explicit_schema=text)
-            table = pj.read_json(io.BytesIO(data), parse_options=options)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if lines is None:  # the number of lines, blank or not (pyarrow skips blank ones)
-        lines = data.count(b"\n") + (not data.endswith(b"\n"))
-    if table.column_names != ["Item"] or table.num_rows != lines:
-        return None
-    item = table.column("Item")  # left in pyarrow's blocks: combining them would copy
-    if item.null_count or not pa.types.is_struct(item.type):
-        return None
-    leaves: list[tuple[str, pa.ChunkedArray]] = []
-    if not _leaves(item, "", leaves):
-        return None
-    columns = dict(leaves)
-    for key in keys:
-        if key not in columns or columns[key].null_count or columns[key].type == pa.bool_():
-            return None
-    names = _first_seen(data, keys, columns)
-    table = pa.Table.from_arrays([columns[n] for n in names], names=names)
-    try:
-        merge_schemas(pa.schema([]), table.schema)  # the guide's limits: unnest says which
-    except UnnestError:
-        return None
-    return table
-
-
-def _text_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with every S, N and B payload (and set element) read as text."""
-
-    def attrs(t: pa.DataType) -> pa.DataType:
-        if not pa.types.is_struct(t):
-            return t
-        return pa.struct([pa.field(f.name, descriptors(f.type)) for f in t])
-
-    def descriptors(t: pa.DataType) -> pa.DataType:
-        if not pa.types.is_struct(t):
-            return t
-        fields = []
-        for f in t:
-            kind = f.type
-            if f.name in _TEXT:
-                kind = _TEXT[f.name]
-            elif f.name in _TEXT_LISTS and pa.types.is_list(kind):
-                kind = pa.list_(pa.string())
-            elif f.name == "M":
-                kind = attrs(kind)
-            elif f.name == "L" and pa.types.is_list(kind):
-                kind = pa.list_(descriptors(kind.value_type))
-            fields.append(pa.field(f.name, kind))
-        return pa.struct(fields)
-
-    return pa.schema([pa.field(f.name, attrs(f.type)) for f in schema])
-
-
-def _leaves(attrs: pa.ChunkedArray, prefix: str, out: list[tuple[str, pa.ChunkedArray]]) -> bool:
-    """FULL's columns of a struct of attributes (depth first); False if any is not simple."""
-    for field, attr in zip(attrs.type, attrs.flatten(), strict=True):
-        path = f"{prefix}.{field.name}" if prefix else field.name
-        if ":" in field.name or not pa.types.is_struct(attr.type):
-            return False
-        names = [f.name for f in attr.type]
-        if not set(names) <= _DESCRIPTOR_SET:
-            return False
-        descs = dict(zip(names, attr.flatten(), strict=True))
-        if not _one_descriptor(attr, list(descs.values())):
-            return False
-        present = {d: a for d, a in descs.items() if a.null_count < len(a)}
-        scalar = [d for d in present if d not in ("M", "NULL")]
-        if len(scalar) > 1:
-            return False  # a type conflict: unnest renders the values as text
-        if "M" in present:
-            if not pa.types.is_struct(present["M"].type):
-                return False
-            if not _leaves(present["M"], path, out):
-                return False
-        if scalar:
-            column = _convert(scalar[0], present[scalar[0]])
-            if column is None:
-                return False
-            out.append((path, column))
-    return True
-
-
-def _one_descriptor(attr: pa.ChunkedArray, descs: list[pa.ChunkedArray]) -> bool:
-    """Every value present holds exactly one descriptor (``{}`` and two are invalid)."""
-    if len(descs) == 1:
-        return bool(descs[0].null_count == attr.null_count)
-    count = pc.cast(attr.is_valid(), pa.int8())
-    for desc in descs:
-        count = pc.subtract(count, pc.cast(desc.is_valid(), pa.int8()))
-    return not pc.any(pc.not_equal(count, 0)).as_py()
-
-
-def _convert(desc: str, values: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """The guide's mapping of one descriptor's payloads, or None where Arrow is not exact."""
-    if desc == "S":
-        return values if values.type == pa.string() else None
-    if desc == "BOOL":
-        return values if values.type == pa.bool_() else None
-    if desc == "SS" and values.type == pa.list_(pa.string()):
-        return values
-    if desc in ("N", "NS") and values.type in (pa.string(), pa.list_(pa.string())):
-        target = pa.float64() if desc == "N" else pa.list_(pa.float64())
-        try:
-            numbers = pc.cast(values, target)
-        except pa.ArrowInvalid:
-            return None  # Python's float() reads forms Arrow refuses; unnest decides
-        flat = numbers if desc == "N" else pc.list_flatten(numbers)
-        if pc.any(pc.invert(pc.is_finite(flat))).as_py():
-            return None  # NaN and Infinity are not DynamoDB numbers: unnest raises
-        return numbers
-    return None  # B, BS and L need Python (base64, JSON text)
-
-
-def _first_seen(
-    data: bytes, keys: Sequence[str], columns: Mapping[str, pa.ChunkedArray]
-) -> list[str]:
-    """Columns in unnest's order: keys, then paths by the item that first has them, in that
-    item's own attribute order (only the items that introduce a column are parsed again)."""
-    first: dict[int, set[str]] = {}
-    for name, values in columns.items():
-        if name not in keys:
-            first.setdefault(int(pc.index(values.is_valid(), True).as_py()), set()).add(name)
-    names = list(keys)
-    if first:
-        lines = data.split(b"\n", max(first) + 1)
-        for row in sorted(first):
-            item = _LOADS(lines[row])["Item"]
-            names += [path for path, _ in walk(item, "") if path in first[row]]
-    return list(dict.fromkeys(names))
 
 
 # -- incremental exports --------------------------------------------------------------------------
@@ -678,6 +544,7 @@ class ExportSnapshot:
         self.arrow_schema = self._export.schema
 
     def schema(self, table: TableId) -> TableSchema:
+        """The export's columns, merged over its items, keys first."""
         self._check(table)
         return table_schema(self.table, self.arrow_schema, self.keys)
 
@@ -691,6 +558,7 @@ class ExportSnapshot:
             yield from chunk.to_batches(max_chunksize=batch_rows)
 
     def close(self) -> None:
+        """Release the unnested chunks."""
         self._export = None
 
     def _check(self, table: TableId) -> None:
@@ -698,69 +566,3 @@ class ExportSnapshot:
             raise SourceError(
                 "SourceTableNotFound", f"table {table} is not in this export of {self.table}"
             )
-
-
-# -- real AWS only --------------------------------------------------------------------------------
-def export_request(
-    table_arn: str,
-    bucket: str,
-    prefix: str,
-    export_time: datetime | None = None,
-    incremental: tuple[datetime, datetime] | None = None,
-    view: str = "NEW_AND_OLD_IMAGES",
-) -> dict[str, Any]:
-    """ExportTableToPointInTime's parameters: a full export (at ``export_time``, default now) or
-    an incremental one over ``incremental = (from, to)`` (from inclusive, to exclusive)."""
-    params: dict[str, Any] = {
-        "TableArn": table_arn,
-        "S3Bucket": bucket,
-        "S3Prefix": prefix,
-        "ExportFormat": "DYNAMODB_JSON",
-    }
-    if incremental is None:
-        params["ExportType"] = "FULL_EXPORT"
-        if export_time is not None:
-            params["ExportTime"] = export_time
-    else:
-        params["ExportType"] = "INCREMENTAL_EXPORT"
-        params["IncrementalExportSpecification"] = {
-            "ExportFromTime": incremental[0],
-            "ExportToTime": incremental[1],
-            "ExportViewType": view,
-        }
-    return params
-
-
-def export_and_download(
-    dynamodb: Any, s3: Any, request: Mapping[str, Any], dest: Path | str, poll: float = 15.0
-) -> Path:
-    """REAL AWS ONLY, NOT TESTED OFFLINE (moto's export is not faithful): start an export with
-    ``request`` (:func:`export_request`), wait for it, and download its manifests and data
-    files below ``dest`` keeping their S3 keys. Returns the local ``AWSDynamoDB/<ExportId>``
-    folder for :func:`read_full_export`, :func:`read_incremental_export` or
-    :class:`ExportSnapshot`."""
-    arn = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]["ExportArn"]
-    while True:
-        desc = dynamodb.describe_export(ExportArn=arn)["ExportDescription"]
-        if desc["ExportStatus"] != "IN_PROGRESS":
-            break
-        time.sleep(poll)
-    if desc["ExportStatus"] != "COMPLETED":
-        raise ExportError(
-            f"export {arn} ended {desc['ExportStatus']}: {desc.get('FailureCode')} "
-            f"{desc.get('FailureMessage')}"
-        )
-    bucket, dest = desc["S3Bucket"], Path(dest)
-
-    def fetch(key: str) -> Path:
-        local = dest / key
-        local.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(local))
-        return local
-
-    summary = fetch(desc["ExportManifest"])
-    files = fetch(json.loads(summary.read_text("utf-8"))["manifestFilesS3Key"])
-    for line in files.read_text("utf-8").splitlines():
-        if line.strip():
-            fetch(json.loads(line)["dataFileS3Key"])
-    return summary.parent

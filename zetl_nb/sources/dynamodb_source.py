@@ -1,4 +1,5 @@
-"""DynamoDB as a zero-ETL source: parallel Scan for the initial copy, Streams for the changes.
+"""DynamoDB as a zero-ETL source: parallel Scan for the initial copy, Streams for the changes
+(or, with an :class:`~zetl_nb.sources.dynamodb_exporter.Exporter`, AWS's own export path).
 
 It speaks the same :class:`~zetl_nb.sources.base.Source` contract as the relational sources, so
 the engine's runner drives it (prerequisites, table states, exactly-once commits, ``lab.wait``).
@@ -16,6 +17,10 @@ Differences, all from the Glue guide:
 
 ``seq`` is microseconds of ``ApproximateCreationDateTime``, made strictly increasing per stream
 (``max(last + 1, time)``), with the last one kept in the position, so it survives restarts.
+
+Export mode (``exporter=``): the initial copy is a full export and each refresh applies
+incremental exports, as Glue zero-ETL does on AWS; no stream is needed. See
+:mod:`.dynamodb_export_stream`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -34,13 +39,26 @@ from .base import SourceError
 from .dynamodb import check_prerequisites, table_exists
 from .dynamodb_stream import ShardReader, ShardTree
 
+if TYPE_CHECKING:
+    from .base import ChangeStream, SnapshotReader
+    from .dynamodb_exporter import Exporter
+
 #: Scan-start margin: ApproximateCreationDateTime may be rounded down (to the second on AWS).
 HANDOFF_MARGIN_S = 1.0
 SCAN_SEGMENTS = 4
+#: AWS's bounds of an incremental export's window (ExportFromTime to ExportToTime).
+MIN_EXPORT_SECONDS = 15 * 60.0
+MAX_EXPORT_SECONDS = 24 * 3600.0
 
 
 class DynamoDBSource:
-    """One DynamoDB table with its stream (NEW_AND_OLD_IMAGES)."""
+    """One DynamoDB table with its stream (NEW_AND_OLD_IMAGES), or with an exporter.
+
+    ``exporter`` switches to the export path: ``snapshot`` loads a full export and ``stream``
+    applies incremental exports at each refresh, in windows of ``min_export_seconds`` to
+    ``max_export_seconds`` (AWS: 15 minutes to 24 hours; a Lab divides both by its
+    ``time_scale``). Without one, a parallel Scan and the table's stream.
+    """
 
     engine = "dynamodb"
     additive_schema = True
@@ -58,6 +76,9 @@ class DynamoDBSource:
         refresh_seconds: float | None = None,
         config: Callable[[], tuple[str, list[dict[str, Any]] | None]] | None = None,
         day_seconds: float | None = None,
+        exporter: Exporter | None = None,
+        min_export_seconds: float = MIN_EXPORT_SECONDS,
+        max_export_seconds: float = MAX_EXPORT_SECONDS,
     ) -> None:
         self.client = client
         self.streams = streams
@@ -74,6 +95,9 @@ class DynamoDBSource:
         #: batches of one day each (on the Lab clock), as AWS does (an incremental export spans
         #: at most 24 hours). None: one batch per read.
         self.day_seconds = day_seconds
+        #: The export path (real AWS: S3Exporter); None reads the stream.
+        self.exporter = exporter
+        self.min_export_seconds, self.max_export_seconds = min_export_seconds, max_export_seconds
         self.id = TableId("", None, self.table_name)
         self._keys: list[str] | None = None
         #: When the latest refresh was due or asked for: what ``lab.wait`` waits for.
@@ -81,10 +105,13 @@ class DynamoDBSource:
 
     # -- Source -------------------------------------------------------------------------------
     def check_prerequisites(self) -> list[Problem]:
-        """The stream change capture reads (PITR and the resource policy are the control
-        plane's checks, which keep running while the integration is ACTIVE)."""
+        """The stream change capture reads; none in export mode, which reads no stream (PITR
+        and the resource policy are the control plane's checks, which keep running while the
+        integration is ACTIVE)."""
         if not table_exists(self.client, self.table_name):
             return check_prerequisites(self.client, self.table_arn, self.account, self.region)
+        if self.exporter is not None:
+            return []
         return self._stream_problems()
 
     def _stream_problems(self) -> list[Problem]:
@@ -129,10 +156,20 @@ class DynamoDBSource:
     def publish(self, tables: Sequence[TableId]) -> None:
         """Streams carry every item of the table: nothing to name."""
 
-    def snapshot(self, tables: list[TableId]) -> _ScanSnapshot:
+    def snapshot(self, tables: list[TableId]) -> SnapshotReader:
+        """The initial copy: a full export in export mode, else a parallel Scan."""
+        if self.exporter is not None:
+            from .dynamodb_export_stream import ExportLoad
+
+            return ExportLoad(self, self.exporter)
         return _ScanSnapshot(self, self._stream_arn())
 
-    def stream(self, position: Mapping[str, Any]) -> _Stream:
+    def stream(self, position: Mapping[str, Any]) -> ChangeStream:
+        """Changes from ``position``: incremental exports in export mode, else the stream."""
+        if self.exporter is not None:
+            from .dynamodb_export_stream import ExportStream
+
+            return ExportStream(self, self.exporter, position)
         return _Stream(self, position)
 
     def current_position(self) -> Mapping[str, Any]:
@@ -295,7 +332,7 @@ class _ScanSnapshot:
         source.discover(None)  # key columns first in the schema
         keys = source._keys or []
         tables = [source._to_arrow(items, keys) for items in source.scan_pages() if items]
-        schema = _key_only(source)
+        schema = key_only(source)
         for t in tables:
             schema = source._merged(schema, t.schema)
         table = (
@@ -319,9 +356,62 @@ class _ScanSnapshot:
         self.table = self.arrow_schema.empty_table()
 
 
-def _key_only(source: DynamoDBSource) -> pa.Schema:
+def key_only(source: DynamoDBSource) -> pa.Schema:
+    """The table's key columns alone: where a schema merged from items starts."""
     desc = source._describe()
     return pa.schema([pa.field(c.name, c.type) for c in source.key_schema(desc)])
+
+
+class RefreshClock:
+    """When a DynamoDB stream releases changes: every RefreshInterval on the Lab clock (every
+    poll without one), and at once when asked (``lab.refresh_now``).
+
+    Refreshes asked for and handled are counted: a read serves every request made before it
+    started, never one made during it (that one may want later writes). ``more`` says the last
+    read stopped early (``max_rows``, or more export windows to go): keep reading.
+    """
+
+    def __init__(self, source: DynamoDBSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._asked, self._handled = 1, 0  # the first refresh runs at once
+        self.more = False
+        self._wake = threading.Event()
+        self._next = 0.0
+
+    def ask(self) -> None:
+        """A refresh now: the latest request is what ``lab.wait`` waits for."""
+        with self._lock:
+            self.source.requested_us = _now_us()
+            self._asked += 1
+        self._wake.set()
+
+    def pending(self) -> bool:
+        """A refresh is due, asked for, or unfinished."""
+        due = self.source.refresh_seconds is None or time.monotonic() >= self._next
+        return due or self.more or self._asked > self._handled
+
+    def wait(self, max_wait: float) -> bool:
+        """Whether to read now, after waiting up to ``max_wait`` seconds for a refresh."""
+        if self.pending():
+            return True
+        self._wake.wait(max_wait)
+        self._wake.clear()
+        return self.pending()
+
+    def begin(self) -> tuple[int, int]:
+        """A read starts: the requests it serves (for :meth:`end`), and the time now (µs)."""
+        with self._lock:
+            handling = self._asked
+            self.source.requested_us = max(self.source.requested_us, _now_us())
+            return handling, _now_us()
+
+    def end(self, handling: int, more: bool) -> None:
+        """A read ended; ``more`` if it stopped early. The next refresh is due an interval on."""
+        self._handled = handling
+        self.more = more
+        if not more and self.source.refresh_seconds is not None:
+            self._next = time.monotonic() + self.source.refresh_seconds
 
 
 class _Stream:
@@ -339,15 +429,9 @@ class _Stream:
         self._replay = int(position.get("replay", 0))
         self._window_from = max(self._seq, self._handoff)  # where the first day window starts
         self._position = self._at()
-        self._schema = _key_only(source)
+        self._schema = key_only(source)
         self._version = source.version
-        # Refreshes asked for (refresh_now) and handled: a read serves every request made
-        # before it started, never one made during it (that one may want later writes).
-        self._lock = threading.Lock()
-        self._asked, self._handled = 1, 0  # the first refresh runs at once
-        self._more = False  # the last read stopped at max_rows: keep reading
-        self._wake = threading.Event()
-        self._next = 0.0
+        self._clock = RefreshClock(source)
         self._sent: int | None = 0  # nothing delivered yet (None would mean "unknown")
 
     @property
@@ -356,39 +440,24 @@ class _Stream:
 
     def refresh(self) -> None:
         """``lab.refresh_now``: release what the stream holds at the next poll."""
-        with self._lock:
-            self.source.requested_us = _now_us()
-            self._asked += 1
-        self._wake.set()
-
-    def _pending(self) -> bool:
-        due = self.source.refresh_seconds is None or time.monotonic() >= self._next
-        return due or self._more or self._asked > self._handled
+        self._clock.ask()
 
     def poll(self, max_rows: int, max_wait: float) -> list[ChangeBatch]:
-        if not self._pending():
-            self._wake.wait(max_wait)
-            self._wake.clear()
-            if not self._pending():
-                return []
-        with self._lock:
-            handling = self._asked
-            self.source.requested_us = max(self.source.requested_us, _now_us())
-            read_from = _now_us()
+        if not self._clock.wait(max_wait):
+            return []
+        handling, read_from = self._clock.begin()
         records = self.reader.read(max_rows)
-        self._handled = handling
-        self._more = not self.reader.drained or len(records) >= max_rows
-        if not self._more:
+        more = not self.reader.drained or len(records) >= max_rows
+        self._clock.end(handling, more)
+        if not more:
             self._sent = read_from
-            if self.source.refresh_seconds is not None:
-                self._next = time.monotonic() + self.source.refresh_seconds
         if not records:
             if self.source.refresh_seconds is None:
                 time.sleep(min(max_wait, 0.2))
             self._position = self._at()
             return []
         days = self._days(records)
-        if not self._more:
+        if not more:
             self._window_from = read_from
         batches = [b for b in (self._batch(group) for group in days) if b is not None]
         self._position = self._at()
@@ -431,7 +500,7 @@ class _Stream:
         if not images:
             return None
         if self._version != self.source.version:  # new UnnestSpec: the table was reloaded
-            self._schema, self._version = _key_only(self.source), self.source.version
+            self._schema, self._version = key_only(self.source), self.source.version
         rows = self.source._to_arrow(images, self.source._keys or [])
         self._schema = self.source._merged(self._schema, rows.schema)
         rows = self.source._converted(self.source._conform(rows, self._schema))
