@@ -56,6 +56,8 @@ class TableRuntime:
     estimated_rows: int | None = None
     commits: int = 0
     counts: Counts = field(default_factory=Counts)
+    #: Arrow bytes read by the current initial load (for monitoring).
+    load_bytes: int = 0
 
 
 class RelationalRunner:
@@ -77,6 +79,10 @@ class RelationalRunner:
         self.syncing = False
         self.tables: dict[TableId, TableRuntime] = {}
         self.caught_up_seq = -1
+        #: The source's position (seq) at the last poll, and when the runner was last caught up
+        #: with it: monitoring's lag.
+        self.source_seq = -1
+        self.caught_up_at: float | None = None
         self.loaded = threading.Event()
         self.finished = False
         self._stop = threading.Event()
@@ -337,8 +343,32 @@ class RelationalRunner:
                     rt.writer.evolve(reader.schema(rt.source))
                     if hasattr(source, "prepare_table"):  # partition on the columns it has now
                         source.prepare_table(rt.writer.table)
-                rt.writer.load(
-                    self._progress(rt, reader.read(rt.source)), reader.seq, reader.position
+                rt.load_bytes = 0
+                started = self._announce("load", rt.target, LoadType="FULL", Phase="Started")
+                try:
+                    rows = rt.writer.load(
+                        self._progress(rt, reader.read(rt.source)), reader.seq, reader.position
+                    )
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._announce(
+                        "ingestion_failed",
+                        rt.target,
+                        LoadType="FULL",
+                        StartTime=started,
+                        Error=error,
+                    )
+                    raise
+                self._announce(
+                    "load",
+                    rt.target,
+                    LoadType="FULL",
+                    Phase="Completed",
+                    StartTime=started,
+                    Inserted=rows,
+                    Bytes=rt.load_bytes,
+                    Seq=reader.seq,
+                    Position=dict(reader.position),
                 )
                 rt.state = "Synced"
                 self._save_state(rt)
@@ -349,10 +379,19 @@ class RelationalRunner:
             self._save_position(position, source)
         return position
 
+    def _announce(self, kind: str, table: str, **detail: Any) -> float:
+        """Publish a monitoring event about one table (``load``, ``resync``,
+        ``ingestion_failed``); returns its time (the ``EndTime``)."""
+        now = time.time()
+        detail = {"IntegrationArn": self.arn, "TableName": table, "StartTime": now, **detail}
+        self.cp.bus.publish(Event(kind, {**detail, "EndTime": now}))
+        return now
+
     def _progress(self, rt: TableRuntime, batches: Any) -> Any:
         done = 0
         for batch in batches:
             done += batch.num_rows
+            rt.load_bytes += batch.nbytes
             self.cp.bus.publish(
                 Event(
                     "progress",
@@ -389,6 +428,7 @@ class RelationalRunner:
             last_discovery = time.monotonic()
             while not self._stop.is_set():
                 target_seq = source.seq_of(source.current_position())
+                self.source_seq = target_seq
                 sent = _sent(stream)
                 batches = stream.poll(max_rows, max_wait=0.2)
                 whole = bool(getattr(stream, "sent_after_poll", False))
@@ -405,6 +445,7 @@ class RelationalRunner:
                     delivered and (not batches or whole)
                 ):
                     self.caught_up_seq = max(self.caught_up_seq, target_seq)
+                    self.caught_up_at = time.time()
                 max_rows = (
                     min(MAX_BATCH, max_rows * 2)
                     if rows >= max_rows
@@ -427,11 +468,18 @@ class RelationalRunner:
                     continue
             if rt.writer is None:
                 continue
+            started = time.time()
             try:
                 counts = rt.writer.apply(batch)
             except SchemaIncompatible as exc:
                 self._resync(source, rt, str(exc))
                 continue
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                self._announce(
+                    "ingestion_failed", rt.target, LoadType="CDC", StartTime=started, Error=error
+                )
+                raise
             rt.counts += counts
             rt.commits += 1
             if rt.commits % MAINTAIN_EVERY == 0:
@@ -450,6 +498,11 @@ class RelationalRunner:
                         "Deleted": counts.deleted,
                         "DeadLettered": counts.dead_lettered,
                         "Seq": rt.writer.seq,
+                        "LoadType": "CDC",
+                        "StartTime": started,
+                        "EndTime": time.time(),
+                        "Bytes": batch.rows.nbytes,
+                        "Position": dict(batch.position),
                     },
                 )
             )
@@ -470,6 +523,7 @@ class RelationalRunner:
         """Drop and reload one table (an incompatible schema change): integration SYNCING."""
         self.syncing = True
         self._set_state(IntegrationState.SYNCING)
+        started = self._announce("resync", rt.target, Phase="Started", Reason=reason)
         try:
             ns = self._namespace()
             catalog = self.cp.catalog.catalog
@@ -483,6 +537,7 @@ class RelationalRunner:
                 r.reason = f"Resynced after an incompatible schema change: {reason}"
             self._publish(source)  # a change if the table lost its primary key
             self._load(source, added)
+            self._announce("resync", rt.target, Phase="Completed", Reason=reason, StartTime=started)
         finally:
             self.syncing = False
             self._set_state(IntegrationState.ACTIVE)
