@@ -1,165 +1,311 @@
 """DuckDB over the latest snapshots of every Iceberg table in the Lab.
 
-Each table is a view ``<database>.<table>`` over its current data files
-(``scan().plan_files()`` → ``read_parquet``), re-created only when the table's metadata changed.
-CDC writes merge-on-read, so the view anti-joins the rows its position-delete files point at
-(``filename``, ``file_row_number``). zetl_nb never renames columns in place (a rename resyncs the
-table), so Parquet column names are the table's. The DuckDB ``iceberg`` extension is not used:
+One DuckDB connection; every Iceberg table is a view ``<database>.<table>`` at its current
+snapshot, re-planned before each query when the table's metadata changed (see :mod:`.views` and
+:mod:`.scan`: the snapshot's Parquet files minus their position deletes, by name or by field id,
+or pyiceberg's reader where DuckDB cannot read the files right). The monitor's tables
+(``svv_integration``, ...) are plain views in ``main``; databases created with Redshift's
+``CREATE DATABASE ... FROM INTEGRATION`` are DuckDB databases of views (see :mod:`.redshift`).
+Sessions run in UTC, as Redshift's do. The DuckDB ``iceberg`` extension is not used:
 installing it needs the internet.
 
 >>> lab.sql("SELECT count(*) FROM lakehouse.orders").fetchall()     # doctest: +SKIP
 [(42,)]
+>>> lab.sql("SELECT TOP 3 NVL(note, '') FROM lakehouse.t", dialect="redshift")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from ..target.catalog import LocalCatalog
+from .errors import QueryError, TableNotFoundError
+from .result import Result
+from .views import INTERNAL, CatalogViews, SystemViews, ident, schema_name
 
+__all__ = ["QueryEngine", "Result"]
 
-@dataclass
-class Result:
-    """A fetched query result: DB-API-like ``fetchall()`` and ``description``, plus Arrow."""
-
-    arrow: Any
-    description: list[tuple[Any, ...]]
-    elapsed: float
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        cols = [c.to_pylist() for c in self.arrow.columns]
-        return list(zip(*cols, strict=True)) if cols else []
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        rows = self.fetchall()
-        return rows[0] if rows else None
-
-    def to_arrow(self) -> Any:
-        return self.arrow
-
-    def pl(self) -> Any:
-        import polars as pl
-
-        return pl.from_arrow(self.arrow)
-
-    def __len__(self) -> int:
-        return int(self.arrow.num_rows)
-
-    def __repr__(self) -> str:
-        return f"<Result {self.arrow.num_rows} rows x {self.arrow.num_columns} columns>"
+Params = Sequence[Any] | dict[str, Any] | None
+SystemTables = Callable[[], Mapping[str, Any]]
 
 
 class QueryEngine:
-    """One DuckDB connection whose views follow the catalog."""
+    """One DuckDB connection whose views follow the catalog.
 
-    def __init__(self, catalog: LocalCatalog) -> None:
+    Args:
+        catalog: the Lab's Iceberg catalog.
+        system_tables: returns the monitoring tables (name → ``pyarrow.Table``), registered as
+            views in ``main`` before each query; None before the monitor exists.
+        control: the control plane, for ``CREATE DATABASE ... FROM INTEGRATION``.
+        home: the Lab home, where created databases are kept.
+        read_only: the Lab is attached read-only (no CREATE/DROP DATABASE).
+        on_database_created: called with (integration id, database name, source database or
+            None) after a CREATE DATABASE FROM INTEGRATION.
+    """
+
+    def __init__(
+        self,
+        catalog: LocalCatalog,
+        system_tables: SystemTables | None = None,
+        *,
+        control: Any = None,
+        home: Path | None = None,
+        read_only: bool = False,
+        on_database_created: Callable[[str, str, str | None], None] | None = None,
+    ) -> None:
         import duckdb
+
+        from .redshift import RedshiftDatabases
 
         self.catalog = catalog
         self.con = duckdb.connect()
-        self._lock = threading.Lock()
-        self._versions: dict[tuple[str, ...], str] = {}
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET parquet_metadata_cache = true")  # data files never change
+        self.con.execute(f"ATTACH ':memory:' AS {INTERNAL}")
+        self._lock = threading.RLock()
+        self.views = CatalogViews(catalog.catalog, self.con)
+        self.system = SystemViews(self.con, system_tables)
+        self.databases = RedshiftDatabases(home, control, read_only, on_database_created)
+        self._cursors: list[Any] = []
+        self._closed = False
 
     def close(self) -> None:
+        """Close the connection and every ``lab.duckdb()`` connection made from it."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for cursor in self._cursors:
+                cursor.close()
             self.con.close()
 
-    def refresh(self) -> None:
-        """Re-point every view at its table's current snapshot."""
-        cat = self.catalog.catalog
-        seen: set[tuple[str, ...]] = set()
-        for ns in _all_namespaces(cat):
-            schema = "_".join(ns)
-            self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            for ident in cat.list_tables(ns):
-                ident = tuple(ident)
-                seen.add(ident)
-                table = cat.load_table(ident)
-                if self._versions.get(ident) == table.metadata_location:
-                    continue
-                self._define(schema, ident[-1], table)
-                self._versions[ident] = table.metadata_location
-        for gone in set(self._versions) - seen:
-            self.con.execute(f'DROP VIEW IF EXISTS "{"_".join(gone[:-1])}"."{gone[-1]}"')
-            del self._versions[gone]
+    def refresh(self, query: str | None = None) -> None:
+        """Re-point every view at its table's current snapshot; re-read the system views
+        (with ``query``: only if it names one)."""
+        with self._lock:
+            if self._closed:
+                raise QueryError("the query engine is closed (its Lab was closed).")
+            self.views.refresh()
+            self.databases.refresh(self.con, set(self.views.identifiers()))
+            self.system.refresh(query)
 
-    def _define(self, schema: str, name: str, table: Any) -> None:
-        tasks = list(table.scan().plan_files())
-        target = f'"{schema}"."{name}"'
-        if not tasks:
-            empty = table.schema().as_arrow().empty_table()
-            self.con.register(f"__empty_{schema}_{name}", empty)
-            self.con.execute(
-                f'CREATE OR REPLACE VIEW {target} AS SELECT * FROM "__empty_{schema}_{name}"'
-            )
-            return
-        paths = ", ".join(_quote(_local(t.file.file_path)) for t in tasks)
-        cols = ", ".join(_column(f.name) for f in table.schema().fields)
-        deletes = {d.file_path for t in tasks for d in t.delete_files}
-        if not deletes:
-            self.con.execute(
-                f"CREATE OR REPLACE VIEW {target} AS SELECT {cols} FROM "
-                f"read_parquet([{paths}], union_by_name=true)"
-            )
-            return
-        # Merge-on-read: drop the rows the position-delete files point at.
+    # -- queries --------------------------------------------------------------------------------
+    def sql(self, query: str, params: Params = None, dialect: str = "duckdb") -> Result:
+        """Run ``query`` against the latest snapshots; returns a fetched :class:`Result`.
+
+        ``dialect="redshift"`` transpiles Redshift SQL first (see :mod:`.redshift`).
+        """
+        if dialect.lower() == "redshift":
+            return self._redshift(query, params)
+        if dialect.lower() != "duckdb":
+            raise QueryError(f"dialect '{dialect}' is not supported; use 'duckdb' or 'redshift'.")
+        with self._lock:
+            self.refresh(query)
+            try:
+                return self._run(query, params)
+            except Exception as exc:
+                raise self._explain(exc) from exc
+
+    def _run(self, query: str, params: Params) -> Result:
         import pyarrow as pa
 
-        mapping = f"__paths_{schema}_{name}"
-        uris = [t.file.file_path for t in tasks]
-        self.con.register(mapping, pa.table({"uri": uris, "local": [_local(u) for u in uris]}))
-        delete_paths = ", ".join(_quote(_local(p)) for p in sorted(deletes))
-        self.con.execute(
-            f"CREATE OR REPLACE VIEW {target} AS SELECT {cols} FROM "
-            f"read_parquet([{paths}], union_by_name=true, filename=true, file_row_number=true) d "
-            f"ANTI JOIN (SELECT m.local, x.pos FROM read_parquet([{delete_paths}]) x "
-            f'JOIN "{mapping}" m ON x.file_path = m.uri) del '
-            "ON d.filename = del.local AND d.file_row_number = del.pos"
+        start = time.perf_counter()
+        rel = self.con.sql(query, params=params)
+        if rel is None:
+            return Result(pa.table({}), [], time.perf_counter() - start, query)
+        description = list(rel.description or [])
+        arrow = rel.to_arrow_table()
+        return Result(arrow, description, time.perf_counter() - start, query)
+
+    def _redshift(self, query: str, params: Params) -> Result:
+        import pyarrow as pa
+
+        from .redshift import explain_failure, split_statements, transpile
+
+        result = Result(pa.table({}), [], 0.0)
+        with self._lock:
+            self.refresh(query)
+            statements = split_statements(query)
+            for i, statement in enumerate(statements):
+                if self.databases.handles(statement):
+                    self.databases.run(self.con, statement)
+                    self.refresh(query)
+                    result = Result(pa.table({}), [], 0.0, statement)
+                    continue
+                duck_sql = transpile(statement)
+                if duck_sql is None:
+                    continue
+                try:  # parameters belong to the last statement of a script
+                    result = self._run(duck_sql, params if i == len(statements) - 1 else None)
+                except Exception as exc:
+                    if not _is_duckdb_error(exc):
+                        raise
+                    failure = explain_failure(statement, duck_sql, exc)
+                    if "does not exist" in str(exc):
+                        failure = type(failure)(f"{failure}\n{self.available()}")
+                    raise failure from exc
+        return result
+
+    def _explain(self, exc: Exception) -> Exception:
+        """DuckDB's error, plus what can be queried when a name was not found."""
+        if not _is_duckdb_error(exc):
+            return exc
+        from .redshift import read_only_hint
+
+        message = str(exc)
+        if re.search(r"(Table|Schema|Catalog) with name .* does not exist", message):
+            message += "\n" + self.available()
+        return QueryError(message + read_only_hint(message))
+
+    def available(self) -> str:
+        """A short list of what can be queried: replicated tables, system views, databases."""
+        names = [f"{schema_name(t[:-1])}.{t[-1]}" for t in self.views.identifiers()]
+        shown = ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
+        text = f"Replicated tables: {shown or 'none yet'}."
+        if self.system.names:
+            text += f" System views: {', '.join(self.system.names)}."
+        if self.databases.docs:
+            text += f" Databases FROM INTEGRATION: {', '.join(sorted(self.databases.docs))}."
+        return text
+
+    # -- connections ----------------------------------------------------------------------------
+    def connect(self) -> Any:
+        """A DuckDB connection (see :class:`.connection.DuckDBConnection`) over the same views."""
+        from .connection import DuckDBConnection
+
+        with self._lock:
+            if self._closed:
+                raise QueryError("the query engine is closed (its Lab was closed).")
+            cursor = self.con.cursor()
+            self._cursors.append(cursor)
+        return DuckDBConnection(self, cursor)
+
+    # -- tables, time travel, Polars ------------------------------------------------------------
+    def resolve(self, name: str | tuple[str, ...]) -> tuple[str, ...]:
+        """The Iceberg identifier of ``"<database>.<table>"``; lists the tables when unknown."""
+        self.refresh("")  # tables only: the system views are not looked up by name here
+        known = self.views.identifiers()
+        wanted = name if isinstance(name, tuple) else None
+        for table_id in known:
+            if wanted == table_id or (
+                isinstance(name, str)
+                and name.lower()
+                in (
+                    ".".join(table_id).lower(),
+                    f"{schema_name(table_id[:-1])}.{table_id[-1]}".lower(),
+                )
+            ):
+                return table_id
+        raise TableNotFoundError(
+            f"No replicated table {name!r}: name it '<database>.<table>'. {self.available()}"
         )
 
-    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Result:
-        """Run ``query`` against the latest snapshots; returns a fetched :class:`Result`."""
+    def load(self, name: str | tuple[str, ...]) -> Any:
+        """The pyiceberg table ``name`` names (as the views last saw it)."""
+        return self.views.load(self.resolve(name))
+
+    def read_path(self, name: str) -> str:
+        """How the view reads ``name``: ``parquet``, ``parquet by field id: <why>``,
+        ``pyiceberg: <why>`` or ``error: <why>`` (see :func:`.scan.read_mode`)."""
+        return self.views.read_paths[self.resolve(name)]
+
+    def snapshots(self, name: str) -> Result:
+        """The readable snapshots of ``name``, oldest first."""
+        import pyarrow as pa
+
+        from .timetravel import snapshot_rows
+
+        rows = snapshot_rows(self.load(name))
+        schema = pa.schema(
+            [
+                ("snapshot_id", pa.int64()),
+                ("parent_id", pa.int64()),
+                ("committed_at", pa.timestamp("ms", "UTC")),
+                ("operation", pa.string()),
+                ("total_records", pa.int64()),
+                ("added_records", pa.int64()),
+                ("deleted_records", pa.int64()),
+                ("schema_id", pa.int32()),
+                ("is_current", pa.bool_()),
+            ]
+        )
+        return Result(pa.Table.from_pylist(rows, schema=schema))
+
+    def table(self, name: str, as_of: Any = None) -> Result:
+        """``name`` at the snapshot ``as_of`` selects (see :mod:`.timetravel`), in that
+        snapshot's schema; the latest snapshot when ``as_of`` is None."""
+        from .timetravel import read_select, resolve_snapshot, snapshot_schema
+
+        table = self.load(name)
+        snapshot_id = resolve_snapshot(table, name, as_of)
+        schema = snapshot_schema(table, snapshot_id)
+        return self._with_temps(
+            lambda temps: read_select(self.con, table, snapshot_id, schema, temps)
+        )
+
+    def diff(
+        self,
+        name: str,
+        from_snapshot: Any,
+        to_snapshot: Any = None,
+        key: Sequence[str] | None = None,
+    ) -> Result:
+        """Rows that changed from one snapshot to another, with ``_change_type``.
+
+        ``key`` (default: the table's identifier fields) pairs rows: a changed row gives
+        ``update_preimage`` and ``update_postimage``; without a key, rows are ``insert`` or
+        ``delete``. Both snapshots are read in ``to_snapshot``'s schema.
+        """
+        from .timetravel import diff_sql, read_select, resolve_snapshot, snapshot_schema
+
+        table = self.load(name)
+        before = resolve_snapshot(table, name, from_snapshot)
+        after = resolve_snapshot(table, name, to_snapshot)
+        schema = snapshot_schema(table, after)
+        columns = [f.name for f in schema.fields]
+        keys = list(key) if key is not None else _identifier_names(schema)
+        missing = [k for k in keys if k not in columns]
+        if missing:
+            raise QueryError(f"key column(s) {missing} are not columns of {name}: {columns}")
+
+        def build(temps: list[str]) -> str:
+            a = read_select(self.con, table, before, schema, temps)
+            b = read_select(self.con, table, after, schema, temps)
+            return diff_sql(a, b, columns, keys)
+
+        return self._with_temps(build)
+
+    def _with_temps(self, build: Callable[[list[str]], str]) -> Result:
+        temps: list[str] = []
         with self._lock:
-            self.refresh()
-            start = time.perf_counter()
-            rel = self.con.sql(query, params=params)
-            description = list(rel.description or []) if rel is not None else []
-            arrow = rel.to_arrow_table() if rel is not None else None
-            elapsed = time.perf_counter() - start
-        if arrow is None:
-            import pyarrow as pa
+            try:
+                return self._run(build(temps), None)
+            except Exception as exc:
+                raise self._explain(exc) from exc
+            finally:
+                for key in temps:
+                    self.con.execute(f"DROP TABLE IF EXISTS {INTERNAL}.main.{ident(key)}")
 
-            arrow = pa.table({})
-        return Result(arrow, description, elapsed)
+    def polars(self, name: str, as_of: Any = None) -> Any:
+        """A Polars ``LazyFrame`` over ``name`` (``pl.scan_iceberg``), at ``as_of``."""
+        from .frames import scan
+        from .timetravel import resolve_snapshot
 
-
-def _all_namespaces(cat: Any) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = []
-    stack = [tuple(ns) for ns in cat.list_namespaces()]
-    while stack:
-        ns = stack.pop()
-        out.append(ns)
-        stack.extend(tuple(child) for child in cat.list_namespaces(ns) if tuple(child) != ns)
-    return sorted(out)
+        table = self.load(name)
+        snapshot_id = resolve_snapshot(table, name, as_of) if as_of is not None else None
+        return scan(table, snapshot_id)
 
 
-def _column(name: str) -> str:
-    """A view column: pyiceberg writes Avro-safe names into Parquet (``a.b`` → ``a_x2Eb``)."""
-    from pyiceberg.schema import make_compatible_name
-
-    stored = make_compatible_name(name).replace('"', '""')
-    return f'"{stored}" AS "{name.replace(chr(34), chr(34) * 2)}"'
+def _identifier_names(schema: Any) -> list[str]:
+    return [schema.find_column_name(i) for i in sorted(schema.identifier_field_ids)]
 
 
-def _quote(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
+def _is_duckdb_error(exc: Exception) -> bool:
+    import duckdb
 
-
-def _local(uri: str) -> str:
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
+    return isinstance(exc, duckdb.Error)
