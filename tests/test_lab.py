@@ -267,3 +267,12 @@ def test_dynamodb_streams_client_is_real_boto3(lab: Lab) -> None:
         StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
     )["ShardIterator"]
     assert [r["eventName"] for r in streams.get_records(ShardIterator=it)["Records"]] == ["INSERT"]
+
+
+def test_real_aws_mode_uses_boto3_endpoints(tmp_path: Path) -> None:
+    with Lab(tmp_path / "home", dynamodb_endpoint="aws", region="eu-west-1") as lab:
+        assert lab.dynamodb_url == "https://dynamodb.eu-west-1.amazonaws.com"
+        for service in ("dynamodb", "dynamodbstreams", "s3"):
+            url = lab.client(service).meta.endpoint_url
+            assert url.startswith("https://") and "amazonaws.com" in url, url
+        assert lab._dynamodb is None  # no embedded endpoint was started

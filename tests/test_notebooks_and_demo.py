@@ -29,6 +29,14 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
         assert "NEEDS_ATTENTION" in text and "TargetCatalogPolicyMissing" in text
         assert "dynamodb.UpdateContinuousBackups" in text
         assert "ACTIVE" in text and "['lakehouse']" in text
+    if path.stem == "01_dynamodb_to_lakehouse":
+        assert "products 200 items" in text and "invoices 191 items" in text
+        assert "lake_raw     2 columns: ['product_id', 'value']" in text
+        assert "lake_top     5 columns" in text and "lake_full   23 columns" in text
+        assert "lake_full ['category = identity'] 5 partitions" in text
+        assert "lake_top ['product_id_bucket = bucket[8]'] 8 partitions" in text
+        assert "('INV#0001', 'c0076', 2176.88, 5, 2176.88)" in text
+        assert "[('p0001', 149.99, True)]" in text and "[(199,)]" in text
 
 
 def test_quickstart_exists() -> None:

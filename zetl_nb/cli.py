@@ -1,12 +1,17 @@
-"""The ``zetl-nb`` command: ``demo``, ``serve``, ``status`` and ``lab``."""
+"""The ``zetl-nb`` command: ``demo``, ``serve``, ``sql``, ``status`` and ``lab``."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import decimal
+import json
+import math
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +83,169 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+SQL_HELP = """\
+Run one query against a Lab home and print the result.
+
+The home is always attached read-only, whether or not a notebook or `zetl-nb serve` is using it:
+a query never starts the engine, so it never resumes replication or starts embedded services, and
+it never holds the home's lock (the writing process keeps running undisturbed). The query sees
+every table at the latest snapshot the writer committed. Statements that change the Lab, such as
+Redshift's CREATE DATABASE ... FROM INTEGRATION, need the writing Lab (a notebook, lab.sql).
+
+Replicated tables are <database>.<table>; the monitoring views (svv_integration, ...) have
+Redshift's names. --format table (default) aligns columns for reading; csv has a header row and
+empty fields for NULL; json is an array of objects with exact numbers (decimals are not rounded
+through floating point), timestamps in ISO 8601 and binary values as \\x-prefixed hex.
+
+Exit status: 0 the query ran; 1 it failed (DuckDB's message is printed); 2 the home cannot be
+opened or the command line is wrong.
+
+examples:
+  zetl-nb sql "SELECT count(*) FROM lakehouse.orders"
+  zetl-nb sql --format csv "SELECT * FROM lakehouse.orders" > orders.csv
+  zetl-nb sql --dialect redshift "SELECT TOP 5 * FROM svv_integration"
+  echo "SELECT 42" | zetl-nb sql -
+"""
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from .core.errors import ZetlError
+    from .lab import Lab, default_home
+
+    home = Path(args.home).expanduser() if args.home else default_home()
+    if not (home / "control.db").exists():
+        raise ZetlError(
+            f"{home.resolve()} is not a Lab home (it has no control.db). Pass --home DIR or set "
+            "ZETL_HOME to the home your notebook or `zetl-nb serve` uses."
+        )
+    query = sys.stdin.read() if args.query == "-" else args.query
+    if not query.strip():
+        print("zetl-nb sql: error: the query is empty", file=sys.stderr)
+        return 2
+    with Lab(home=home, read_only=True) as lab:
+        try:
+            result = lab.sql(query, dialect=args.dialect)
+        except Exception as exc:
+            if not isinstance(exc, ZetlError) and not _is_duckdb_error(exc):
+                raise
+            print(f"zetl-nb sql: error: {exc}", file=sys.stderr)
+            return 1
+    try:
+        _print_result(result.to_arrow(), args.format, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `zetl-nb sql ... | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _is_duckdb_error(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.Error)
+
+
+def _print_result(table: Any, fmt: str, out: Any) -> None:
+    """Write a ``pyarrow.Table`` as an aligned text table, CSV or JSON."""
+    names = list(table.column_names)
+    columns = [
+        [_maps_as_dicts(v, column.type) for v in column.to_pylist()] for column in table.columns
+    ]
+    rows = list(zip(*columns, strict=True)) if columns else []
+    if fmt == "json":
+        objects = (_json_object(zip(names, row, strict=True)) for row in rows)
+        out.write("[" + ",\n".join(objects) + "]\n")
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(out, lineterminator="\n")
+        if names:
+            writer.writerow(names)
+        writer.writerows([["" if v is None else _text(v) for v in row] for row in rows])
+    else:
+        out.write(_text_table(names, [table.schema.field(i).type for i in range(len(names))], rows))
+
+
+def _maps_as_dicts(value: Any, arrow_type: Any) -> Any:
+    """``value`` with Arrow maps (lists of key/value pairs in Python) as dicts, at any depth."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_map(arrow_type):
+        key, item = arrow_type.key_type, arrow_type.item_type
+        return {_text(_maps_as_dicts(k, key)): _maps_as_dicts(v, item) for k, v in value}
+    if pa.types.is_struct(arrow_type):
+        fields = {
+            arrow_type.field(i).name: arrow_type.field(i).type for i in range(arrow_type.num_fields)
+        }
+        return {k: _maps_as_dicts(v, fields[k]) for k, v in value.items()}
+    if (
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    ):
+        return [_maps_as_dicts(v, arrow_type.value_type) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    """A value as text: ISO 8601 for dates and times, hex for binary, JSON for nested values."""
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, dict | list | tuple):
+        return _json_value(value)
+    return str(value)
+
+
+def _json_value(value: Any) -> str:
+    """One value as JSON: decimals as exact numbers, NaN and infinities as null, else as text."""
+    if isinstance(value, float):
+        return json.dumps(value) if math.isfinite(value) else "null"
+    if isinstance(value, decimal.Decimal):
+        return str(value) if value.is_finite() else "null"
+    if isinstance(value, dict):
+        return _json_object(value.items())
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_json_value(v) for v in value) + "]"
+    if value is None or isinstance(value, bool | int | str):
+        return json.dumps(value)
+    return json.dumps(_text(value))
+
+
+def _json_object(items: Iterable[tuple[Any, Any]]) -> str:
+    return "{" + ", ".join(f"{json.dumps(str(k))}: {_json_value(v)}" for k, v in items) + "}"
+
+
+def _text_table(names: list[str], types: list[Any], rows: list[tuple[Any, ...]]) -> str:
+    """psql-style: a header, a rule, one line per row (numbers right-aligned), a row count."""
+    import pyarrow as pa
+
+    if not names:
+        return "OK\n"
+    cells = [
+        [("NULL" if v is None else _text(v)).replace("\n", "\\n").replace("\t", "\\t") for v in row]
+        for row in rows
+    ]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    numeric = [
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in types
+    ]
+    lines = [(" " + " | ".join(n.center(w) for n, w in zip(names, widths, strict=True))).rstrip()]
+    lines.append("-" + "-+-".join("-" * w for w in widths) + "-")
+    for row in cells:
+        parts = [
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(row, widths, numeric, strict=True)
+        ]
+        lines.append((" " + " | ".join(parts)).rstrip())
+    lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
+    return "\n".join(lines) + "\n"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -119,6 +287,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="listen on every interface instead of 127.0.0.1 only",
     )
     p.set_defaults(func=_serve)
+    p = sub.add_parser(
+        "sql",
+        help="run a query against a Lab home (read-only) and print the result",
+        description=SQL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("query", help='the SQL to run ("-" reads it from standard input)')
+    p.add_argument("--home", help="Lab home (default $ZETL_HOME or ./.zetl)")
+    p.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="output format"
+    )
+    p.add_argument(
+        "--dialect",
+        choices=["duckdb", "redshift"],
+        default="duckdb",
+        help="SQL dialect: DuckDB's (default) or Redshift's, transpiled to DuckDB",
+    )
+    p.set_defaults(func=_sql)
     p = sub.add_parser("status", help="list integrations and their states")
     p.add_argument("--home", help="Lab home (default $ZETL_HOME or ./.zetl)")
     p.set_defaults(func=_status)

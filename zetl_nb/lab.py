@@ -81,6 +81,9 @@ class Lab:
             retry_window_seconds=self.config.retry_window_days * 86400,
         )
         self.engine = Engine(self.control, self.config.prerequisite_recheck_seconds)
+        from .monitor import Monitor
+
+        self.monitor = Monitor(self.home, self.control, self.engine, read_only=read_only)
         self._clients: dict[str, Any] = {}
         self._query: Any = None
         if not read_only:
@@ -116,6 +119,7 @@ class Lab:
             return
         self._closed = True
         self.engine.stop()
+        self.monitor.close()
         if self._query is not None:
             self._query.close()
         for svc in (self._dynamodb, self._postgres):
@@ -152,6 +156,10 @@ class Lab:
             from .api.client import LocalClient
 
             client: Any = LocalClient(self.service(service))
+        elif self.config.dynamodb_endpoint == "aws":  # real AWS: boto3's endpoints, credentials
+            import boto3
+
+            client = boto3.client(service, region_name=self.config.region)  # type: ignore[call-overload]
         else:
             import boto3
 
@@ -186,6 +194,8 @@ class Lab:
     @property
     def dynamodb_url(self) -> str:
         """The DynamoDB endpoint: configured, the writer's (read-only), or the embedded one."""
+        if self.config.dynamodb_endpoint == "aws":
+            return f"https://dynamodb.{self.config.region}.amazonaws.com"
         if self.config.dynamodb_endpoint:
             return self.config.dynamodb_endpoint
         if self.read_only:
@@ -388,7 +398,11 @@ class Lab:
 
     def _dynamodb_source(self, integ: Any, table: str) -> Any:
         """The DynamoDB source of ``integ``, shaped by its table's UnnestSpec."""
-        from .sources.dynamodb_source import DynamoDBSource
+        from .sources.dynamodb_source import (
+            MAX_EXPORT_SECONDS,
+            MIN_EXPORT_SECONDS,
+            DynamoDBSource,
+        )
         from .transform import unnest
 
         def config() -> tuple[str, Any]:
@@ -409,6 +423,28 @@ class Lab:
             refresh_seconds=minutes * 60 / self.config.time_scale,
             config=config,
             day_seconds=86400 / self.config.time_scale if minutes >= 1440 else None,
+            exporter=self._dynamodb_exporter(integ),
+            min_export_seconds=MIN_EXPORT_SECONDS / self.config.time_scale,
+            max_export_seconds=MAX_EXPORT_SECONDS / self.config.time_scale,
+        )
+
+    def _dynamodb_exporter(self, integ: Any) -> Any:
+        """The export path of ``integ``'s DynamoDB source, or None (Scan and Streams).
+
+        With ``dynamodb_export_bucket`` set (real AWS only), an ``S3Exporter`` that downloads
+        below ``<home>/dynamodb-exports/<integration id>``. This is also the hook for tests:
+        replace it on a Lab to give DynamoDB sources another ``Exporter``.
+        """
+        if not self.config.dynamodb_export_bucket:
+            return None
+        from .sources.dynamodb_exporter import S3Exporter
+
+        return S3Exporter(
+            self.client("dynamodb"),
+            self.client("s3"),
+            self.config.dynamodb_export_bucket,
+            self.config.dynamodb_export_prefix,
+            self.home / "dynamodb-exports" / integ.integration_id,
         )
 
     def refresh_now(self, identifier: str) -> None:
@@ -473,10 +509,75 @@ class Lab:
         arn = self._resolve(identifier)
         return [doc for key, doc in self.store.docs("table_states") if key.startswith(arn + "|")]
 
-    def sql(self, query: str, params: Any = None) -> Any:
-        """DuckDB SQL over the latest snapshot of every table (``<database>.<table>``)."""
-        if self._query is None:
-            from .query.duck import QueryEngine
+    # -- query layer (zetl_nb/query) ------------------------------------------------------------
+    def sql(self, query: str, params: Any = None, dialect: str = "duckdb") -> Any:
+        """Run SQL over the latest snapshot of every table (``<database>.<table>``).
 
-            self._query = QueryEngine(self.catalog)
-        return self._query.sql(query, params)
+        Returns a fetched ``Result`` (``fetchall()``, ``description``, ``to_arrow()``, ``pl()``,
+        ``df()``). The monitoring views (``svv_integration``, ...) are plain views.
+        ``dialect="redshift"`` transpiles Redshift SQL with sqlglot and accepts
+        ``CREATE DATABASE <name> FROM INTEGRATION '<integration_id>'``.
+
+        >>> lab.sql("SELECT TOP 3 * FROM lakehouse.orders", dialect="redshift")  # doctest: +SKIP
+        """
+        return self._query_engine().sql(query, params, dialect)
+
+    def _query_engine(self) -> Any:
+        with self._services_lock:  # one engine, even when two threads query first at once
+            if self._query is None:
+                self._query = self._new_query_engine()
+        return self._query
+
+    def _new_query_engine(self) -> Any:
+        from .query.duck import QueryEngine
+
+        return QueryEngine(
+            self.catalog,
+            system_tables=self._system_tables,
+            control=self.control,
+            home=self.home,
+            read_only=self.read_only,
+            on_database_created=self._database_created,
+        )
+
+    def _system_tables(self) -> Any:
+        monitor = getattr(self, "monitor", None)
+        if monitor is None or not hasattr(monitor, "system_tables"):
+            return {}
+        return monitor.system_tables()
+
+    def _database_created(self, integration_id: str, name: str, source: str | None) -> None:
+        monitor = getattr(self, "monitor", None)
+        if monitor is not None and hasattr(monitor, "mark_database_created"):
+            monitor.mark_database_created(integration_id, name, source)
+
+    def duckdb(self) -> Any:
+        """A DuckDB connection in which every replicated table is ``<database>.<table>``.
+
+        Views follow new snapshots without reconnecting (they refresh before each statement).
+        """
+        return self._query_engine().connect()
+
+    def table(self, name: str, as_of: Any = None) -> Any:
+        """``name`` (``"<database>.<table>"``) as a ``Result``, at ``as_of``: a snapshot id, a
+        datetime, an ISO-8601 string or epoch seconds (None: the latest snapshot).
+
+        >>> lab.table("lakehouse.orders", as_of=datetime(2026, 11, 3, 14, 0)).pl()  # doctest: +SKIP
+        """
+        return self._query_engine().table(name, as_of)
+
+    def snapshots(self, name: str) -> Any:
+        """The readable snapshots of ``name`` (id, time, operation, record counts) as a Result."""
+        return self._query_engine().snapshots(name)
+
+    def diff(self, name: str, from_snapshot: Any, to_snapshot: Any = None, key: Any = None) -> Any:
+        """Rows added and removed between two snapshots (ids or times, as for ``as_of``).
+
+        A ``Result`` with ``_change_type`` (insert, delete, update_preimage, update_postimage),
+        paired by ``key`` (default: the table's identifier fields).
+        """
+        return self._query_engine().diff(name, from_snapshot, to_snapshot, key)
+
+    def polars(self, name: str, as_of: Any = None) -> Any:
+        """A Polars ``LazyFrame`` over ``name`` (``pl.scan_iceberg``), optionally at ``as_of``."""
+        return self._query_engine().polars(name, as_of)
