@@ -188,3 +188,46 @@ def test_help_says_the_home_is_attached_read_only() -> None:
     text = " ".join(done.stdout.split())
     assert "always attached read-only" in text and "never starts the engine" in text
     assert "--format {table,csv,json}" in text and "--dialect {duckdb,redshift}" in text
+
+
+def test_status_shows_states_lag_and_tables_while_a_writer_runs(tmp_path: Path) -> None:
+    from zetl_nb.sample import load_dynamodb_samples
+
+    home = tmp_path / "home"
+    with Lab(home, prerequisite_recheck_seconds=0.2, time_scale=60) as lab:
+        glue = lab.client("glue")
+        glue.create_database(DatabaseInput={"Name": "lakehouse"})
+        source = load_dynamodb_samples(lab, tables=["products"])["products"]
+        arn = glue.create_integration(
+            IntegrationName="products-status",
+            SourceArn=source,
+            TargetArn=f"arn:aws:glue:{lab.config.region}:{lab.config.account_id}:database/lakehouse",
+        )["IntegrationArn"]
+        lab.wait_for_status(arn, "NEEDS_ATTENTION", timeout=30)  # the target side's fixes
+        lab.fix_prerequisites(arn, apply=True)
+        lab.wait_for_status(arn, "ACTIVE", timeout=30)
+        lab.wait(arn, timeout=60)
+        lab.monitor.flush()
+        proc = subprocess.run(
+            [sys.executable, "-m", "zetl_nb", "status", "--home", str(home)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "1 integration(s)" in out
+    line = next(x for x in out.splitlines() if "products-status" in x)
+    assert "ACTIVE" in line and "lag " in line and "last sync" in line
+    table = next(x for x in out.splitlines() if x.strip().startswith("products "))
+    assert "Synced" in table
+
+
+def test_status_of_a_directory_that_is_not_a_home_exits_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "zetl_nb", "status", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "no Lab home" in proc.stdout

@@ -58,29 +58,45 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .lab import Lab
+    """Each integration: state, lag, last sync, errors and its tables' states (read-only)."""
+    from .lab import Lab, default_home
 
-    home = Path(args.home) if args.home else None
-    try:
-        lab = Lab(home=home)
-    except Exception as exc:
-        from .core.errors import HomeLockedError
-
-        if not isinstance(exc, HomeLockedError):
-            raise
-        lab = Lab(home=home, read_only=True)
-    with lab:
-        rows = [
-            (i.name, i.api, i.status, i.source_arn, i.target_arn)
-            for i in lab.control.integrations()
-        ]
-        print(f"Lab home {lab.home}: {len(rows)} integration(s)")
-        for name, api, status, src, tgt in rows:
-            print(f"  {name:<28} {api:<4} {status:<16} {src} -> {tgt}")
-        integ_errors = [(i.name, e) for i in lab.control.integrations() for e in i.errors]
-        for name, err in integ_errors:
-            print(f"  ! {name}: {err['ErrorCode']}: {err['ErrorMessage']}")
+    home = Path(args.home).expanduser() if args.home else default_home()
+    if not (home / "control.db").exists():
+        print(f"zetl-nb status: no Lab home at {home} (open one with zetl_nb.Lab(home)).")
+        return 2
+    with Lab(home=home, read_only=True) as lab:
+        integrations = lab.control.integrations()
+        lag = {
+            (row["integration_arn"], row["table_name"]): row
+            for row in lab.monitor.lag().to_pylist()
+        }
+        print(f"Lab home {lab.home}: {len(integrations)} integration(s)")
+        for integ in integrations:
+            print(
+                f"  {integ.name:<28} {integ.api:<4} {integ.status:<16} "
+                f"{_lag_text(lag.get((integ.arn, None)))}"
+            )
+            print(f"    {integ.source_arn} -> {integ.target_arn}")
+            for err in integ.errors:
+                print(f"    ! {err['ErrorCode']}: {err['ErrorMessage']}")
+            for table in sorted(lab.table_states(integ.arn), key=lambda t: t["TableName"]):
+                row = lag.get((integ.arn, table["TableName"]))
+                reason = f" ({table['Reason']})" if table.get("Reason") else ""
+                print(f"    {table['TableName']:<32} {table['State']:<16} {_lag_text(row)}{reason}")
     return 0
+
+
+def _lag_text(row: dict[str, Any] | None) -> str:
+    """``lag 0.4 s, last sync 12:00:01Z`` from a ``zetl_lag`` row ('' if there is none)."""
+    if row is None:
+        return ""
+    parts = []
+    if row.get("lag_seconds") is not None:
+        parts.append(f"lag {row['lag_seconds']:.1f} s")
+    if row.get("last_synced") is not None:
+        parts.append(f"last sync {row['last_synced']:%Y-%m-%d %H:%M:%S}Z")
+    return ", ".join(parts)
 
 
 SQL_HELP = """\
@@ -305,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQL dialect: DuckDB's (default) or Redshift's, transpiled to DuckDB",
     )
     p.set_defaults(func=_sql)
-    p = sub.add_parser("status", help="list integrations and their states")
+    p = sub.add_parser(
+        "status", help="integrations: state, lag, last sync, errors, table states (read-only)"
+    )
     p.add_argument("--home", help="Lab home (default $ZETL_HOME or ./.zetl)")
     p.set_defaults(func=_status)
     p = sub.add_parser("lab", help="start JupyterLab on the lab notebooks (loopback only)")
