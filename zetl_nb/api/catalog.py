@@ -7,6 +7,7 @@ Connections and resource policies are kept in the control store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -119,15 +120,26 @@ class CatalogOperations:
 
     def op_delete_database(self, p: dict[str, Any]) -> dict[str, Any]:
         ns = self._database(p["Name"])
+        from pyiceberg.exceptions import NamespaceNotEmptyError, NoSuchTableError
+
         cat = self.cp.catalog.catalog
-        for table in self.cp.catalog.tables(ns):  # Glue deletes a database's tables with it
-            cat.drop_table((ns, table))
-        # ... and so the system namespace nested in it (dead letters) with its tables.
-        for nested in cat.list_namespaces((ns,)):
-            for ident in cat.list_tables(tuple(nested)):
-                cat.drop_table(tuple(ident))
-            cat.drop_namespace(tuple(nested))
-        self.cp.catalog.drop_namespace(ns)
+        for attempt in range(5):
+            # Glue deletes a database's tables with it, and so the system namespace nested in
+            # it (dead letters). A replicating integration may create a table meanwhile: again.
+            for nested in [(ns,), *(tuple(n) for n in cat.list_namespaces((ns,)))]:
+                for ident in cat.list_tables(nested):
+                    with contextlib.suppress(NoSuchTableError):
+                        cat.drop_table(tuple(ident))
+                if nested != (ns,):
+                    with contextlib.suppress(NamespaceNotEmptyError):
+                        cat.drop_namespace(nested)
+            try:
+                self.cp.catalog.drop_namespace(ns)
+                break
+            except NamespaceNotEmptyError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
         self.cp.on_change()
         return {}
 
