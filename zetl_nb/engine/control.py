@@ -158,7 +158,9 @@ class ControlPlane:
                 continuous_sync=config.get("ContinuousSync", True if face is GLUE else None),
             )
             self.store.put_integration(integ, record_state=True)
-        self._announce(integ, None)
+            # Under the lock: the engine's first transition (it takes the lock) cannot be
+            # announced before CREATING is.
+            self._announce(integ, None)
         return integ
 
     def _engine(self, source: SourceRef) -> str | None:
