@@ -17,6 +17,10 @@ Environment variables win over the file: ``ZETL_ACCOUNT_ID``, ``ZETL_REGION``, `
 refresh DynamoDB tables through ``ExportTableToPointInTime`` exports into this S3 bucket, as Glue
 zero-ETL does, instead of Scan and Streams), ``ZETL_EMBEDDED_POSTGRES`` (``0`` to not register
 the embedded PostgreSQL) and ``ZETL_EMBEDDED_CLUSTER`` (its cluster name).
+The SQL functions ``llm_sentiment`` and ``llm_complete`` call ``ZETL_LLM_MODEL`` (default the
+offline ``local/zetl``; e.g. ``amazon.nova-lite-v1:0``, ``openai/gpt-4o-mini``,
+``ollama/llama3.2``) with ``ZETL_LLM_CONCURRENCY`` calls in flight, ``llm_sentiment`` asking
+``ZETL_LLM_PER_PROMPT`` texts per prompt.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ class LabConfig:
     embedded_cluster: str = "zetl-aurora-postgres"
     #: External databases: name → URL, each registered as an RDS cluster.
     databases: Mapping[str, str] = field(default_factory=dict)
+    #: The model of the SQL functions llm_sentiment and llm_complete (a litellm name or a
+    #: Bedrock/OpenAI model id; Bedrock/OpenAI without credentials run on the offline model).
+    llm_model: str = "local/zetl"
+    #: LLM calls in flight at once (per chunk of 2,048 rows).
+    llm_concurrency: int = 8
+    #: Texts per prompt of llm_sentiment (1: one call per text).
+    llm_per_prompt: int = 50
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d{12}", self.account_id):
@@ -71,6 +82,13 @@ class LabConfig:
             raise ConfigError(f"time_scale must be > 0 (1 is real time); got {self.time_scale}.")
         if self.prerequisite_recheck_seconds <= 0:
             raise ConfigError("prerequisite_recheck_seconds must be > 0.")
+        if self.llm_concurrency < 1 or self.llm_per_prompt < 1:
+            raise ConfigError(
+                f"llm_concurrency and llm_per_prompt must be >= 1; got {self.llm_concurrency} "
+                f"and {self.llm_per_prompt}."
+            )
+        if not self.llm_model.strip():
+            raise ConfigError("llm_model must name a model, e.g. local/zetl or gpt-4o-mini.")
 
 
 _ENV_TYPES = {
@@ -78,6 +96,7 @@ _ENV_TYPES = {
     "prerequisite_recheck_seconds": float,
     "retry_window_days": float,
 }
+_INT_SETTINGS = frozenset({"llm_concurrency", "llm_per_prompt"})
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -89,6 +108,10 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name in _ENV_TYPES:
             return float(value)
+        if name in _INT_SETTINGS:
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError(value)
+            return int(value)
         if name == "embedded_postgres":
             if isinstance(value, bool):
                 return value

@@ -516,7 +516,9 @@ class Lab:
         Returns a fetched ``Result`` (``fetchall()``, ``description``, ``to_arrow()``, ``pl()``,
         ``df()``). The monitoring views (``svv_integration``, ...) are plain views.
         ``dialect="redshift"`` transpiles Redshift SQL with sqlglot and accepts
-        ``CREATE DATABASE <name> FROM INTEGRATION '<integration_id>'``.
+        ``CREATE DATABASE <name> FROM INTEGRATION '<integration_id>'`` and Redshift ML's
+        ``CREATE EXTERNAL MODEL``. ``llm_sentiment(text)`` and ``llm_complete(prompt)`` call
+        the Lab's ``llm_model``; ``result.llm`` tallies their calls, cache hits, tokens and cost.
 
         >>> lab.sql("SELECT TOP 3 * FROM lakehouse.orders", dialect="redshift")  # doctest: +SKIP
         """
@@ -538,6 +540,9 @@ class Lab:
             home=self.home,
             read_only=self.read_only,
             on_database_created=self._database_created,
+            llm_model=self.config.llm_model,
+            llm_concurrency=self.config.llm_concurrency,
+            llm_per_prompt=self.config.llm_per_prompt,
         )
 
     def _system_tables(self) -> Any:

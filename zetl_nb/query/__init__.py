@@ -8,4 +8,7 @@
 - :mod:`.timetravel` — ``lab.table(name, as_of=...)``, ``lab.snapshots``, ``lab.diff``.
 - :mod:`.frames` — ``lab.polars(name)``: ``pl.scan_iceberg``.
 - :mod:`.redshift` — ``dialect="redshift"``: sqlglot, ``CREATE DATABASE ... FROM INTEGRATION``.
+- :mod:`.redshift_ml` — Redshift ML: ``CREATE EXTERNAL MODEL`` (Bedrock), ``DROP/SHOW MODEL``.
+- :mod:`.llm` — the LLM functions in SQL (``llm_sentiment``, ``llm_complete``, model
+  functions) and the call layer under them: litellm, the offline model, cache, tally.
 """

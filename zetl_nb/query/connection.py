@@ -7,6 +7,10 @@ visible without reconnecting. Every other attribute is DuckDB's own. Fetches aft
 go through Arrow, so ``TIMESTAMPTZ`` values convert without ``pytz`` (DuckDB's own
 ``fetchall`` needs it); relations returned by ``sql`` are DuckDB's, unchanged.
 
+The LLM functions (``llm_sentiment``, ``llm_complete``, models made by ``CREATE EXTERNAL
+MODEL``) work here too; ``con.llm`` tallies what they did since the last ``execute`` or ``sql``
+(a relation's rows are computed when it is fetched, so its tally grows until the next one).
+
 >>> con = lab.duckdb()                                                        # doctest: +SKIP
 >>> con.execute("SELECT count(*) FROM lakehouse.orders").fetchone()           # doctest: +SKIP
 (42,)
@@ -28,6 +32,21 @@ class DuckDBConnection:
         self._engine = engine
         self._con = cursor
         self._result: Result | None = None
+        self._usage: Any = None
+
+    @property
+    def llm(self) -> Any:
+        """What LLM functions did since the last ``execute``/``sql`` (an ``LlmUsage``), or
+        None when none was called."""
+        usage = self._usage
+        return usage if usage is not None and usage.functions else None
+
+    def _record(self) -> None:
+        """Close the last statement's LLM recording and open one for the next."""
+        recorder = self._engine.llm.recorder
+        if self._usage is not None:
+            recorder.close(self._usage)
+        self._usage = recorder.open()
 
     @property
     def raw(self) -> Any:
@@ -39,6 +58,7 @@ class DuckDBConnection:
         """Run ``query``; fetch its rows with ``fetchone``/``fetchall``/``arrow``/``pl``."""
         self._engine.refresh(query)
         self._result = None
+        self._record()
         self._con.execute(query, parameters)
         return self
 
@@ -46,12 +66,14 @@ class DuckDBConnection:
         """Run ``query`` once per parameter set."""
         self._engine.refresh(query)
         self._result = None
+        self._record()
         self._con.executemany(query, parameters)
         return self
 
     def sql(self, query: str, *, alias: str = "", params: Any = None) -> Any:
         """A DuckDB relation over ``query`` (bound to the latest snapshots now)."""
         self._engine.refresh(query)
+        self._record()
         return self._con.sql(query, alias=alias, params=params)
 
     query = sql
@@ -74,7 +96,11 @@ class DuckDBConnection:
             fetch = getattr(self._con, "to_arrow_table", None) or self._con.fetch_arrow_table
             with warnings.catch_warnings():  # "an extra copy": chosen, see the module docstring
                 warnings.simplefilter("ignore", UserWarning)
-                self._result = Result(fetch(), description)
+                arrow = fetch()
+            llm = self.llm
+            self._result = Result(
+                arrow, description, llm=llm, notices=llm.notices if llm is not None else None
+            )
         return self._result
 
     @property
@@ -121,6 +147,8 @@ class DuckDBConnection:
 
     def close(self) -> None:
         """Close this connection (the Lab's other connections stay open)."""
+        if self._usage is not None:
+            self._engine.llm.recorder.close(self._usage)
         self._con.close()
 
     def __enter__(self) -> DuckDBConnection:

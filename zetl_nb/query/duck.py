@@ -46,6 +46,9 @@ class QueryEngine:
         read_only: the Lab is attached read-only (no CREATE/DROP DATABASE).
         on_database_created: called with (integration id, database name, source database or
             None) after a CREATE DATABASE FROM INTEGRATION.
+        llm_model: the model of ``llm_sentiment`` and ``llm_complete`` (see :mod:`.llm.udf`).
+        llm_concurrency: LLM calls in flight per chunk of rows.
+        llm_per_prompt: texts per ``llm_sentiment`` prompt.
     """
 
     def __init__(
@@ -57,10 +60,15 @@ class QueryEngine:
         home: Path | None = None,
         read_only: bool = False,
         on_database_created: Callable[[str, str, str | None], None] | None = None,
+        llm_model: str = "local/zetl",
+        llm_concurrency: int = 8,
+        llm_per_prompt: int = 50,
     ) -> None:
         import duckdb
 
+        from .llm.udf import SqlFunctions
         from .redshift import RedshiftDatabases
+        from .redshift_ml import RedshiftModels
 
         self.catalog = catalog
         self.con = duckdb.connect()
@@ -71,6 +79,15 @@ class QueryEngine:
         self.views = CatalogViews(catalog.catalog, self.con)
         self.system = SystemViews(self.con, system_tables)
         self.databases = RedshiftDatabases(home, control, read_only, on_database_created)
+        self.llm = SqlFunctions(
+            self.con,
+            model=llm_model,
+            concurrency=llm_concurrency,
+            per_prompt=llm_per_prompt,
+            cache=home / "llm" / "cache.sqlite" if home is not None else None,
+        )
+        self.models = RedshiftModels(home, read_only)
+        self.models.refresh(self.llm)
         self._cursors: list[Any] = []
         self._closed = False
 
@@ -92,6 +109,7 @@ class QueryEngine:
                 raise QueryError("the query engine is closed (its Lab was closed).")
             self.views.refresh()
             self.databases.refresh(self.con, set(self.views.identifiers()))
+            self.models.refresh(self.llm)
             self.system.refresh(query)
 
     # -- queries --------------------------------------------------------------------------------
@@ -109,18 +127,24 @@ class QueryEngine:
             try:
                 return self._run(query, params)
             except Exception as exc:
-                raise self._explain(exc) from exc
+                raise self._explain(exc, query) from exc
 
     def _run(self, query: str, params: Params) -> Result:
         import pyarrow as pa
 
         start = time.perf_counter()
-        rel = self.con.sql(query, params=params)
-        if rel is None:
-            return Result(pa.table({}), [], time.perf_counter() - start, query)
-        description = list(rel.description or [])
-        arrow = rel.to_arrow_table()
-        return Result(arrow, description, time.perf_counter() - start, query)
+        with self.llm.recorder.recording() as usage:
+            rel = self.con.sql(query, params=params)
+            description = list(rel.description or []) if rel is not None else []
+            arrow = rel.to_arrow_table() if rel is not None else pa.table({})
+        return Result(
+            arrow,
+            description,
+            time.perf_counter() - start,
+            query,
+            llm=usage if usage.functions else None,
+            notices=usage.notices,
+        )
 
     def _redshift(self, query: str, params: Params) -> Result:
         import pyarrow as pa
@@ -128,6 +152,7 @@ class QueryEngine:
         from .redshift import explain_failure, split_statements, transpile
 
         result = Result(pa.table({}), [], 0.0)
+        notices: list[str] = []
         with self._lock:
             self.refresh(query)
             statements = split_statements(query)
@@ -137,7 +162,14 @@ class QueryEngine:
                     self.refresh(query)
                     result = Result(pa.table({}), [], 0.0, statement)
                     continue
-                duck_sql = transpile(statement)
+                if self.models.handles(statement):
+                    rows, said = self.models.run(statement, self.llm)
+                    notices += [n for n in said if n not in notices]
+                    result = Result(
+                        rows if rows is not None else pa.table({}), None, 0.0, statement
+                    )
+                    continue
+                duck_sql = transpile(statement, self.models.super_functions())
                 if duck_sql is None:
                     continue
                 try:  # parameters belong to the last statement of a script
@@ -149,17 +181,21 @@ class QueryEngine:
                     if "does not exist" in str(exc):
                         failure = type(failure)(f"{failure}\n{self.available()}")
                     raise failure from exc
+                notices += [n for n in result.notices if n not in notices]
+        result.notices = notices
         return result
 
-    def _explain(self, exc: Exception) -> Exception:
+    def _explain(self, exc: Exception, query: str | None = None) -> Exception:
         """DuckDB's error, plus what can be queried when a name was not found."""
         if not _is_duckdb_error(exc):
             return exc
         from .redshift import read_only_hint
 
         message = str(exc)
-        if re.search(r"(Table|Schema|Catalog) with name .* does not exist", message):
+        if re.search(r"(Table|Schema|Catalog|Function) with name .* does not exist", message):
             message += "\n" + self.available()
+        if query is not None and self.models.handles(query):
+            message += "\nCREATE EXTERNAL MODEL, DROP MODEL and SHOW MODEL need dialect='redshift'."
         return QueryError(message + read_only_hint(message))
 
     def available(self) -> str:
@@ -171,7 +207,9 @@ class QueryEngine:
             text += f" System views: {', '.join(self.system.names)}."
         if self.databases.docs:
             text += f" Databases FROM INTEGRATION: {', '.join(sorted(self.databases.docs))}."
-        return text
+        functions = ["llm_sentiment(text)", "llm_complete(prompt)"]
+        functions += [f"{m.function}(...) (model {m.name})" for m in self.models.models.values()]
+        return text + f" LLM functions: {', '.join(functions)}."
 
     # -- connections ----------------------------------------------------------------------------
     def connect(self) -> Any:

@@ -12,6 +12,11 @@ DuckDB connection, returning the last one's result (``params`` go to the last st
   ``DROP DATABASE <name>`` removes one.
 - ``SET enable_case_sensitive_identifier ...`` (which Redshift's zero-ETL guide asks for) is
   accepted and does nothing: DuckDB keeps identifiers' case and matches them case-insensitively.
+- ``CREATE EXTERNAL MODEL``, ``DROP MODEL`` and ``SHOW MODEL`` (Redshift ML with Bedrock) are
+  run by :mod:`.redshift_ml`. SUPER values are DuckDB ``JSON``: ``OBJECT(k, v, ...)`` becomes
+  ``json_object``, ``JSON_SERIALIZE(x)`` a cast to ``VARCHAR``, and navigation into what a
+  SUPER model function returns (``f(x).output.message.content[0].text``) ``json_extract`` with
+  Redshift's 0-based indexes.
 - Anything else goes through sqlglot (``read="redshift"``, ``write="duckdb"``). Distribution and
   sort keys and column encodings (``DISTKEY``, ``SORTKEY``, ``DISTSTYLE``, ``ENCODE``) are
   dropped: they change storage, not results. Statements with no local meaning (``COPY``,
@@ -95,8 +100,12 @@ def _quiet_sqlglot() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def transpile(statement: str) -> str | None:
-    """One Redshift statement as DuckDB SQL (None: accepted, nothing to run)."""
+def transpile(statement: str, super_functions: frozenset[str] = frozenset()) -> str | None:
+    """One Redshift statement as DuckDB SQL (None: accepted, nothing to run).
+
+    ``super_functions`` are the (lower-case) names of functions that return SUPER: navigation
+    into their result becomes ``json_extract``.
+    """
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
@@ -118,6 +127,7 @@ def transpile(statement: str) -> str | None:
     if kind in _NO_LOCAL_MEANING:
         raise RedshiftSQLError(f"{_NO_LOCAL_MEANING[kind]}. Statement: {_short(statement)}")
     tree = tree.transform(_without_storage_hints)
+    tree = tree.transform(lambda node: _super_functions(node, super_functions))
     try:
         return str(tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE))
     except UnsupportedError as exc:
@@ -156,6 +166,39 @@ def _without_storage_hints(node: Any) -> Any:
         node.args.get("kind"), exp.EncodeColumnConstraint
     ):
         return None
+    return node
+
+
+def _super_functions(node: Any, returning_super: frozenset[str]) -> Any:
+    """SUPER on DuckDB JSON: OBJECT, JSON_SERIALIZE, and navigation into a SUPER result."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "object":
+        node.set("this", "json_object")  # in place, so nested OBJECTs are visited too
+        return node
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "json_serialize":
+        return exp.cast(node.expressions[0].copy(), "VARCHAR")
+    if not isinstance(node, exp.Dot | exp.Bracket) or isinstance(
+        node.parent, exp.Dot | exp.Bracket
+    ):
+        return node
+    parts: list[str] = []
+    root = node
+    while isinstance(root, exp.Dot | exp.Bracket):
+        if isinstance(root, exp.Dot):
+            parts.append("." + json.dumps(root.expression.name))
+        else:
+            keys = root.expressions
+            if len(keys) != 1 or not isinstance(keys[0], exp.Literal):
+                return node
+            key = keys[0]
+            parts.append(f"[{int(key.this)}]" if not key.is_string else "." + json.dumps(key.this))
+        root = root.this
+    if isinstance(root, exp.Anonymous) and root.name.lower() in returning_super:
+        path = "$" + "".join(reversed(parts))
+        return exp.Anonymous(
+            this="json_extract", expressions=[root.copy(), exp.Literal.string(path)]
+        )
     return node
 
 

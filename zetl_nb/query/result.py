@@ -32,6 +32,11 @@ class Result:
         description: DB-API column descriptions (``name``, ``type_code``, ...).
         elapsed: seconds the query took to run and fetch.
         executed_sql: the SQL DuckDB ran (for ``dialect="redshift"``, the transpiled text).
+        llm: what the query's LLM functions did (calls, cache hits, tokens, cost, models,
+            rows answered with NULL and why), an :class:`~.llm.usage.LlmUsage`; None when the
+            query called none.
+        notices: what the query wants you to know, e.g. that a Bedrock model ran on the
+            offline model for want of credentials.
     """
 
     def __init__(
@@ -40,6 +45,9 @@ class Result:
         description: list[tuple[Any, ...]] | None = None,
         elapsed: float = 0.0,
         executed_sql: str | None = None,
+        *,
+        llm: Any = None,
+        notices: list[str] | None = None,
     ) -> None:
         self.arrow = arrow
         self.description = (
@@ -49,6 +57,8 @@ class Result:
         )
         self.elapsed = elapsed
         self.executed_sql = executed_sql
+        self.llm = llm
+        self.notices: list[str] = list(notices or [])
         self._pos = 0
 
     # -- DB-API fetches ---------------------------------------------------------------------
@@ -126,9 +136,10 @@ class Result:
 
     # -- display ----------------------------------------------------------------------------
     def __repr__(self) -> str:
+        llm = f"; {self.llm.summary()}" if self.llm is not None else ""
         return (
             f"<Result {self.rowcount} rows x {self.arrow.num_columns} columns, "
-            f"{self.elapsed * 1000:.1f} ms>"
+            f"{self.elapsed * 1000:.1f} ms{llm}>"
         )
 
     def _repr_html_(self) -> str:
@@ -148,9 +159,12 @@ class Result:
             f"{self.rowcount} rows, {self.arrow.num_columns} columns{more}, "
             f"{self.elapsed * 1000:.1f} ms"
         )
+        notes = [self.llm.summary()] if self.llm is not None else []
+        notes += [f"Notice: {n}" for n in self.notices]
+        extra = "".join(f"<br>{html.escape(n)}" for n in notes)
         return (
             f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
-            f"<p><small>{html.escape(caption)}</small></p>"
+            f"<p><small>{html.escape(caption)}{extra}</small></p>"
         )
 
 

@@ -12,6 +12,9 @@
 - :mod:`.sentiment` / :mod:`.lexicon` — the lexicon-based classifier (positive, negative,
   neutral, mixed); :mod:`.replies` — reply drafting; :mod:`.prompts` — the lab's prompts.
 - :mod:`.cache` — the SQLite response cache.
+- :mod:`.udf` — the SQL functions on DuckDB (Arrow UDFs behind macros); :mod:`.usage` — the
+  per-query tally (``result.llm``); :mod:`.bedrock` — Bedrock's request and response shapes
+  (Converse, and the RAW bodies of Titan, Claude, Nova, Llama, Mistral).
 
 Importing this package does not import litellm; the first call does.
 
@@ -36,6 +39,8 @@ from .prompts import (
 )
 from .replies import draft_reply
 from .sentiment import LABELS, Sentiment, classify, sentiment_label
+from .udf import ModelFunction, SqlFunctions
+from .usage import LlmFailure, LlmUsage, Recorder
 
 __all__ = [
     "LABELS",
@@ -44,9 +49,14 @@ __all__ = [
     "CallBatch",
     "CallResult",
     "LlmClient",
+    "LlmFailure",
+    "LlmUsage",
+    "ModelFunction",
     "ModelRoute",
+    "Recorder",
     "ResponseCache",
     "Sentiment",
+    "SqlFunctions",
     "Tally",
     "classify",
     "complete",

@@ -287,10 +287,7 @@ class LlmClient:
             tally.notices.append(route.notice)
             self._notify(route)
         messages = [_messages(p) for p in prompts]
-        keyed = dict(params)
-        if route.litellm_model.startswith("local/"):
-            keyed["offline_version"] = OFFLINE_VERSION
-        keys = [request_key(route.litellm_model, m, keyed) for m in messages]
+        keys = self._keys(route, messages, params)
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         todo = {k: m for k, m in zip(keys, messages, strict=True) if k not in hits}
         outcomes: dict[str, _Outcome] = {}
@@ -312,6 +309,57 @@ class LlmClient:
         results = self._results(model, route, keys, hits, outcomes, tally)
         tally.wall_s = time.perf_counter() - started
         return CallBatch(tuple(results), tally)
+
+    @staticmethod
+    def _keys(
+        route: ModelRoute, messages: Sequence[list[dict[str, Any]]], params: Mapping[str, Any]
+    ) -> list[str]:
+        keyed = dict(params)
+        if route.litellm_model.startswith("local/"):
+            keyed["offline_version"] = OFFLINE_VERSION
+        return [request_key(route.litellm_model, m, keyed) for m in messages]
+
+    def lookup(
+        self, model: str, prompts: Sequence[Prompt], **params: Any
+    ) -> tuple[list[str | None], Tally]:
+        """The cached answers to ``prompts`` (``None`` where there is none), calling nothing.
+
+        The tally counts the hits as cached prompts and records the model's route (and its
+        substitution notice, logged once), as :meth:`complete` would have.
+        """
+        route = self.route(model)
+        answers: list[str | None] = [None] * len(prompts)
+        if self.cache is not None and prompts:
+            keys = self._keys(route, [_messages(p) for p in prompts], params)
+            hits = self.cache.get_many(keys)
+            answers = [hits[k].response if k in hits else None for k in keys]
+        found = sum(a is not None for a in answers)
+        tally = Tally(prompts=found, cached=found, models={model: route.litellm_model})
+        if route.notice and found:
+            tally.substituted = True
+            tally.notices.append(route.notice)
+            self._notify(route)
+        return answers, tally
+
+    def remember(
+        self, model: str, prompts: Sequence[Prompt], answers: Sequence[str], **params: Any
+    ) -> None:
+        """Cache ``answers`` as the answers to ``prompts``, as if each had been asked alone.
+
+        :func:`.functions.llm_sentiment` asks many reviews in one prompt and remembers each
+        review's label under its one-review prompt, so a re-run that groups the rows
+        differently (another chunking, another filter) still finds every label.
+        """
+        if self.cache is None or not prompts:
+            return
+        route = self.route(model)
+        keys = self._keys(route, [_messages(p) for p in prompts], params)
+        self.cache.put_many(
+            {
+                k: CachedAnswer(route.litellm_model, a, 0, 0, 0.0)
+                for k, a in zip(keys, answers, strict=True)
+            }
+        )
 
     def _notify(self, route: ModelRoute) -> None:
         with self._lock:

@@ -72,33 +72,52 @@ def llm_sentiment(
     """The sentiment label (positive, negative, neutral or mixed) of each text.
 
     ``per_prompt`` texts share one prompt (1: one call per text). Empty and ``None`` texts get
-    ``None`` without a call.
+    ``None`` without a call; a text that repeats is asked once. Labels are cached per text
+    (under its one-text prompt), so a re-run finds them however the texts are grouped.
     """
     present = [i for i, t in enumerate(texts) if t and t.strip()]
     values: list[str | None] = [None] * len(texts)
     errors: list[str | None] = [None] * len(texts)
-    wanted = [str(texts[i]) for i in present]
-    if per_prompt <= 1:
-        labels, reasons, batch = _singles(client, model, wanted, params)
-        for i, label, reason in zip(present, labels, reasons, strict=True):
-            values[i], errors[i] = label, reason
-        return Answers(values, errors, batch.tally)
-    chunks = [wanted[s : s + per_prompt] for s in range(0, len(wanted), per_prompt)]
-    batch = client.complete(model, [sentiment_batch_prompt(c) for c in chunks], **params)
-    tally = Tally().merge(batch.tally)
-    again: list[int] = []  # positions in `present` to ask on their own
-    for c, (chunk, result) in enumerate(zip(chunks, batch, strict=True)):
-        labels = parse_batch_labels(result.text, len(chunk))
-        for k, label in enumerate(labels):
-            position = c * per_prompt + k
-            values[present[position]] = label
-            if result.error is not None:
-                errors[present[position]] = result.error
-            elif label is None:
-                again.append(position)
-    if again:
-        labels, reasons, retry = _singles(client, model, [wanted[p] for p in again], params)
-        tally.merge(retry.tally)
-        for position, label, reason in zip(again, labels, reasons, strict=True):
-            values[present[position]], errors[present[position]] = label, reason
+    unique = list(dict.fromkeys(str(texts[i]) for i in present))
+    labels, reasons, tally = _labels(client, model, unique, per_prompt, params)
+    found = {t: (label, reason) for t, label, reason in zip(unique, labels, reasons, strict=True)}
+    for i in present:
+        values[i], errors[i] = found[str(texts[i])]
     return Answers(values, errors, tally)
+
+
+def _labels(
+    client: LlmClient, model: str, texts: list[str], per_prompt: int, params: dict[str, Any]
+) -> tuple[list[Label | None], list[str | None], Tally]:
+    """Labels of distinct ``texts``: cached ones first, the rest in prompts of ``per_prompt``."""
+    if per_prompt <= 1:
+        alone, why, answered = _singles(client, model, texts, params)
+        return alone, why, Tally().merge(answered.tally)
+    cached, tally = client.lookup(model, [sentiment_prompt(t) for t in texts], **params)
+    labels: list[Label | None] = [parse_label(a) for a in cached]
+    reasons: list[str | None] = [None] * len(texts)
+    todo = [k for k, label in enumerate(labels) if label is None]
+    chunks = [todo[s : s + per_prompt] for s in range(0, len(todo), per_prompt)]
+    prompts = [sentiment_batch_prompt([texts[k] for k in c]) for c in chunks]
+    batch: CallBatch | None = client.complete(model, prompts, **params) if prompts else None
+    again: list[int] = []  # texts to ask on their own
+    for chunk, result in zip(chunks, batch or (), strict=True):
+        for k, label in zip(chunk, parse_batch_labels(result.text, len(chunk)), strict=True):
+            labels[k], reasons[k] = label, result.error
+            if label is None and result.error is None:
+                again.append(k)
+    if batch is not None:
+        tally.merge(batch.tally)
+        learned = [k for c in chunks for k in c if labels[k] is not None]
+        client.remember(
+            model,
+            [sentiment_prompt(texts[k]) for k in learned],
+            [str(labels[k]) for k in learned],
+            **params,
+        )
+    if again:
+        single, why, retry = _singles(client, model, [texts[k] for k in again], params)
+        tally.merge(retry.tally)
+        for k, label, reason in zip(again, single, why, strict=True):
+            labels[k], reasons[k] = label, reason
+    return labels, reasons, tally
