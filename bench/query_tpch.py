@@ -32,6 +32,12 @@ Targets (issue 5): lab.sql / read_parquet ≤ 1.25x, lab.sql / native ≤ 2x. Pr
 for ``docs/benchmarks.md`` and a ``RESULT`` JSON line (``--json`` writes it to a file too).
 ``--profile`` times three more view definitions over the same files, each one change away from
 the next (``bench/tpch_views.py``), to show where lab.sql's time goes beside read_parquet.
+
+lab.sql answers from in-memory copies (``zetl_nb.query.copies``) once they are built: the first
+query of each table starts its copy in the background; the run times those first queries and
+the wait until every table is in memory, reports each table's read path, rows, memory and first
+copy time, and replays lineitem's and orders' snapshots through the copy code to time the
+per-snapshot upkeep.
 """
 
 from __future__ import annotations
@@ -236,8 +242,29 @@ def contenders(lab: Any, variants: bool) -> dict[str, Any]:
     return runners
 
 
+def copy_into_memory(lab: Any, out: dict[str, Any]) -> None:
+    """First query of every table (answered from Parquet while its copy is built in the
+    background), then the time until every copy serves; read paths and memory."""
+    engine = lab._query_engine()
+    start = time.perf_counter()
+    first = {}
+    for t in TABLES:
+        begin = time.perf_counter()
+        lab.sql(f"SELECT count(*) FROM {TARGETS[t]}")
+        first[t] = time.perf_counter() - begin
+    memory = engine.wait_for_copies()
+    out["copies"] = {
+        "first_queries": first,
+        "all_in_memory_s": time.perf_counter() - start,
+        "tables": memory,
+        "read_paths": {t: engine.read_path(TARGETS[t]) for t in TABLES},
+        "budget_mb": engine.copies.budget / 1e6,
+    }
+
+
 def run_queries(a: argparse.Namespace, lab: Any, out: dict[str, Any]) -> None:
     """Every query x contender, interleaved per round; medians, row counts, result checks."""
+    copy_into_memory(lab, out)
     runners = contenders(lab, a.profile)
     out["counts"] = {
         name: {t: run(f"SELECT count(*) FROM {TARGETS[t]}").column(0)[0].as_py() for t in TABLES}
@@ -265,13 +292,12 @@ def run_queries(a: argparse.Namespace, lab: Any, out: dict[str, Any]) -> None:
                 if name == "lab.sql":
                     engine[q].append(inner)
     out["load_after_queries"] = loadavg()
-    if a.profile:
-        from tpch_copy import replay
+    from tpch_copy import replay
 
-        out["copy_upkeep"] = {}
-        for t in ("lineitem", "orders"):
-            ns, name = TARGETS[t].split(".")
-            out["copy_upkeep"][t] = replay(lab.catalog.catalog.load_table((ns, name)), _local)
+    out["copy_upkeep"] = {}
+    for t in ("lineitem", "orders"):
+        ns, name = TARGETS[t].split(".")
+        out["copy_upkeep"][t] = replay(lab.catalog.catalog.load_table((ns, name)), _local)
     out["queries"] = {}
     for q in texts:
         med = {c: statistics.median(v) for c, v in times[q].items()}
@@ -340,9 +366,10 @@ def report(a: argparse.Namespace, out: dict[str, Any]) -> None:
     variants = [c for c in out["queries"]["scan"]["median"] if c not in CONTENDERS]
     if variants:
         _report_variants(out, variants)
+    _report_copies(out)
     if "copy_upkeep" in out:
-        print("\nIn-memory copy upkeep (bench/tpch_copy.py `replay`: the oldest kept snapshot,")
-        print("then each later one in order):\n")
+        print("\nIn-memory copy upkeep (bench/tpch_copy.py `replay` through zetl_nb.query.copies:")
+        print("the oldest kept snapshot, then each later one in order, one transaction each):\n")
         print("| table | snapshots | first copy | later snapshot, median | max | rows | memory |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for t, u in out["copy_upkeep"].items():
@@ -366,6 +393,23 @@ def report(a: argparse.Namespace, out: dict[str, Any]) -> None:
         )
     if "profile" in out:
         print(f"\nEXPLAIN ANALYZE of {out['profile']['query']} through lab.sql: in the JSON")
+
+
+def _report_copies(out: dict[str, Any]) -> None:
+    c = out["copies"]
+    print(
+        f"\nIn-memory copies (budget {c['budget_mb']:.0f} MB): every table in memory "
+        f"{c['all_in_memory_s']:.2f} s after the first queries began\n"
+    )
+    print("| table | read path | first query | rows | memory | first copy |")
+    print("|---|---|---:|---:|---:|---:|")
+    for t in TABLES:
+        m = c["tables"].get(TARGETS[t], {})
+        print(
+            f"| {t} | {c['read_paths'][t]} | {c['first_queries'][t] * 1e3:.1f} ms "
+            f"| {m.get('rows', 0):,} | {m.get('memory_mb', 0):.1f} MB "
+            f"| {m.get('first_copy_s', 0) * 1e3:.0f} ms |"
+        )
 
 
 def _report_variants(out: dict[str, Any], variants: list[str]) -> None:

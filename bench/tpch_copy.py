@@ -1,6 +1,7 @@
-"""Prototype for ``bench/query_tpch.py --profile``: an in-memory DuckDB copy kept per snapshot.
+"""Upkeep of the in-memory copies (``bench/query_tpch.py``), and the prototype they came from.
 
-Not zetl_nb code: a measurement of one way ``lab.sql`` could answer at native DuckDB speed. Each
+:class:`InMemoryCopy` is the prototype, kept for the record; ``zetl_nb.query.copies`` is the
+production form (columns by field id, schema evolution, budget), and :func:`replay` times it. Each
 Iceberg table gets a DuckDB table holding its rows plus two hidden columns, the data file's
 number and the row's position in it. Data files never change, so a new snapshot costs only its
 difference from the one before: rows of data files that left the snapshot (compaction) are
@@ -73,19 +74,27 @@ class InMemoryCopy:
 
 
 def replay(table: Any, local: Callable[[str], str]) -> dict[str, Any]:
-    """Build a copy at the oldest kept snapshot, sync it through the later ones; times in s."""
+    """Build a copy at the oldest kept snapshot, sync it through the later ones; times in s.
+
+    Through the query layer's own code (``zetl_nb.query.copies``: ``create`` + ``sync``), each
+    step in a transaction as the engine runs it.
+    """
     import duckdb
 
+    from zetl_nb.query.copies import create, memory_used, sync
+
     con = duckdb.connect()
-    copy = InMemoryCopy(con, "replay", table, local)
+    copy = create(con, table)
     snapshots = sorted(table.snapshots(), key=lambda s: s.sequence_number)
     steps = []
     for snap in snapshots:
         start = time.perf_counter()
-        copy.sync(table, snap.snapshot_id)
+        con.execute("BEGIN TRANSACTION")
+        sync(con, copy, table, snap.snapshot_id)
+        con.execute("COMMIT")
         steps.append(time.perf_counter() - start)
-    rows = con.sql("SELECT count(*) FROM replay").fetchall()[0][0]
-    memory = con.sql("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0][0]
+    rows = con.sql(f"SELECT count(*) FROM {copy.name}").fetchall()[0][0]
+    memory = memory_used(con)
     con.close()
     later = steps[1:] or [0.0]
     return {

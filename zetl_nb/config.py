@@ -20,7 +20,9 @@ the embedded PostgreSQL) and ``ZETL_EMBEDDED_CLUSTER`` (its cluster name).
 The SQL functions ``llm_sentiment`` and ``llm_complete`` call ``ZETL_LLM_MODEL`` (default the
 offline ``local/zetl``; e.g. ``amazon.nova-lite-v1:0``, ``openai/gpt-4o-mini``,
 ``ollama/llama3.2``) with ``ZETL_LLM_CONCURRENCY`` calls in flight, ``llm_sentiment`` asking
-``ZETL_LLM_PER_PROMPT`` texts per prompt.
+``ZETL_LLM_PER_PROMPT`` texts per prompt. ``ZETL_QUERY_MEMORY_MB`` is the memory the query
+layer may use for in-memory copies of the replicated tables (default a quarter of the RAM, at
+most 4096; 0 reads every table from its Parquet files).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class LabConfig:
     llm_concurrency: int = 8
     #: Texts per prompt of llm_sentiment (1: one call per text).
     llm_per_prompt: int = 50
+    #: MB of memory for in-memory DuckDB copies of the replicated tables, which answer queries
+    #: at native DuckDB speed (0: none; tables that do not fit are read from Parquet).
+    query_memory_mb: int = field(default_factory=lambda: default_query_memory_mb())
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d{12}", self.account_id):
@@ -87,6 +92,11 @@ class LabConfig:
                 f"llm_concurrency and llm_per_prompt must be >= 1; got {self.llm_concurrency} "
                 f"and {self.llm_per_prompt}."
             )
+        if self.query_memory_mb < 0:
+            raise ConfigError(
+                f"query_memory_mb must be >= 0 (0 turns in-memory copies off); got "
+                f"{self.query_memory_mb}."
+            )
         if not self.llm_model.strip():
             raise ConfigError("llm_model must name a model, e.g. local/zetl or gpt-4o-mini.")
 
@@ -96,7 +106,16 @@ _ENV_TYPES = {
     "prerequisite_recheck_seconds": float,
     "retry_window_days": float,
 }
-_INT_SETTINGS = frozenset({"llm_concurrency", "llm_per_prompt"})
+_INT_SETTINGS = frozenset({"llm_concurrency", "llm_per_prompt", "query_memory_mb"})
+
+
+def default_query_memory_mb() -> int:
+    """A quarter of the machine's RAM, at most 4096 MB (1024 when the RAM is unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1024
+    return int(min(total // 4 // 1_000_000, 4096))
 
 
 def _coerce(name: str, value: Any) -> Any:

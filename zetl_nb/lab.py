@@ -543,6 +543,7 @@ class Lab:
             llm_model=self.config.llm_model,
             llm_concurrency=self.config.llm_concurrency,
             llm_per_prompt=self.config.llm_per_prompt,
+            memory_mb=self.config.query_memory_mb,
         )
 
     def _system_tables(self) -> Any:

@@ -3,7 +3,10 @@
 One DuckDB connection; every Iceberg table is a view ``<database>.<table>`` at its current
 snapshot, re-planned before each query when the table's metadata changed (see :mod:`.views` and
 :mod:`.scan`: the snapshot's Parquet files minus their position deletes, by name or by field id,
-or pyiceberg's reader where DuckDB cannot read the files right). The monitor's tables
+or pyiceberg's reader where DuckDB cannot read the files right). Tables that fit the memory
+budget (``query_memory_mb``) are copied into DuckDB's own storage in the background and then
+answered from the copy, kept in step with each new snapshot from its file diff (see
+:mod:`.copies` and :mod:`.memory`). The monitor's tables
 (``svv_integration``, ...) are plain views in ``main``; databases created with Redshift's
 ``CREATE DATABASE ... FROM INTEGRATION`` are DuckDB databases of views (see :mod:`.redshift`).
 Sessions run in UTC, as Redshift's do. The DuckDB ``iceberg`` extension is not used:
@@ -49,6 +52,11 @@ class QueryEngine:
         llm_model: the model of ``llm_sentiment`` and ``llm_complete`` (see :mod:`.llm.udf`).
         llm_concurrency: LLM calls in flight per chunk of rows.
         llm_per_prompt: texts per ``llm_sentiment`` prompt.
+        memory_mb: memory for in-memory copies of the tables (0: none, every table read from
+            Parquet); None: the home's ``query_memory_mb`` setting (see :mod:`zetl_nb.config`).
+        copy_min_rows: tables with fewer rows stay on their Parquet views.
+        copy_in_background: build first copies on a worker thread while the Parquet view
+            answers (False: during the refresh, before the query).
     """
 
     def __init__(
@@ -63,10 +71,14 @@ class QueryEngine:
         llm_model: str = "local/zetl",
         llm_concurrency: int = 8,
         llm_per_prompt: int = 50,
+        memory_mb: float | None = None,
+        copy_min_rows: int = 1_000,
+        copy_in_background: bool = True,
     ) -> None:
         import duckdb
 
         from .llm.udf import SqlFunctions
+        from .memory import MemoryCopies
         from .redshift import RedshiftDatabases
         from .redshift_ml import RedshiftModels
 
@@ -76,7 +88,12 @@ class QueryEngine:
         self.con.execute("SET parquet_metadata_cache = true")  # data files never change
         self.con.execute(f"ATTACH ':memory:' AS {INTERNAL}")
         self._lock = threading.RLock()
-        self.views = CatalogViews(catalog.catalog, self.con)
+        if memory_mb is None:
+            memory_mb = _configured_memory_mb(home)
+        self.copies = MemoryCopies(
+            self.con, int(memory_mb * 1_000_000), copy_min_rows, copy_in_background
+        )
+        self.views = CatalogViews(catalog.catalog, self.con, self.copies)
         self.system = SystemViews(self.con, system_tables)
         self.databases = RedshiftDatabases(home, control, read_only, on_database_created)
         self.llm = SqlFunctions(
@@ -97,6 +114,7 @@ class QueryEngine:
             if self._closed:
                 return
             self._closed = True
+            self.copies.close()
             for cursor in self._cursors:
                 cursor.close()
             self.con.close()
@@ -248,9 +266,21 @@ class QueryEngine:
         return self.views.load(self.resolve(name))
 
     def read_path(self, name: str) -> str:
-        """How the view reads ``name``: ``parquet``, ``parquet by field id: <why>``,
-        ``pyiceberg: <why>`` or ``error: <why>`` (see :func:`.scan.read_mode`)."""
+        """How the view reads ``name``: ``memory`` (its in-memory copy; ``memory by field id:
+        <why>`` when files are copied by field id), ``parquet``, ``parquet by field id: <why>``,
+        ``pyiceberg: <why>`` or ``error: <why>`` (see :func:`.scan.read_mode`). A Parquet path
+        may end with a note on the copy: ``(copy to memory under way)``, ``(not in memory:
+        ...)``."""
         return self.views.read_paths[self.resolve(name)]
+
+    def wait_for_copies(self, timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        """Wait for the in-memory copies under way and swap them in; what is in memory now
+        (table → rows, memory_mb measured at its first copy, first_copy_s)."""
+        self.refresh("")
+        self.copies.wait(timeout)
+        self.refresh("")
+        with self._lock:
+            return self.copies.report()
 
     def snapshots(self, name: str) -> Result:
         """The readable snapshots of ``name``, oldest first."""
@@ -337,6 +367,15 @@ class QueryEngine:
         table = self.load(name)
         snapshot_id = resolve_snapshot(table, name, as_of) if as_of is not None else None
         return scan(table, snapshot_id)
+
+
+def _configured_memory_mb(home: Path | None) -> float:
+    """``query_memory_mb`` of the home's ``zetl.toml`` / ``ZETL_QUERY_MEMORY_MB``."""
+    from ..config import default_query_memory_mb, load_config
+
+    if home is None:
+        return float(default_query_memory_mb())
+    return float(load_config(home).query_memory_mb)
 
 
 def _identifier_names(schema: Any) -> list[str]:

@@ -172,21 +172,42 @@ def duck_type(field_type: Any) -> str | None:
 
 def select_sql(files: SnapshotFiles, schema: Any, by_field_id: bool = False) -> str:
     """A DuckDB ``SELECT`` of ``schema``'s columns over ``files`` (see the module docstring)."""
-    from pyiceberg.schema import make_compatible_name
-
-    types = {f.field_id: duck_type(f.field_type) for f in schema.fields}
-    for f in schema.fields:
-        if types[f.field_id] is None:
-            raise FastPathUnavailable(f"column '{f.name}' has type {f.field_type}")
+    types = column_types(schema)
     if not files.data:
         nulls = ", ".join(
             f"CAST(NULL AS {types[f.field_id]}) AS {_ident(f.name)}" for f in schema.fields
         )
         return f"SELECT {nulls} WHERE false"
+    refs, source = parquet_source(schema, by_field_id)
+    columns = ", ".join(f"{refs[f.field_id]} AS {_ident(f.name)}" for f in schema.fields)
+    return _with_deletes(files, columns, source)
+
+
+def column_types(schema: Any) -> dict[int, str]:
+    """Field id → DuckDB type of ``schema``'s top-level columns; raises when DuckDB has none."""
+    types = {f.field_id: duck_type(f.field_type) for f in schema.fields}
+    for f in schema.fields:
+        if types[f.field_id] is None:
+            raise FastPathUnavailable(f"column '{f.name}' has type {f.field_type}")
+    return {k: str(v) for k, v in types.items()}
+
+
+Source = Callable[[list[str], bool], str]
+
+
+def parquet_source(schema: Any, by_field_id: bool) -> tuple[dict[int, str], Source]:
+    """How to read Parquet files in ``schema``: (field id → column reference, ``source``).
+
+    ``source(paths, positions)`` is a ``FROM`` item over ``paths``; with ``positions`` it also
+    has each row's local file path (``__zetl_file``) and ``file_row_number``.
+    """
+    from pyiceberg.schema import make_compatible_name
+
+    types = column_types(schema)
     if by_field_id:
-        columns = ", ".join(_ident(f.name) for f in schema.fields)
+        refs = {f.field_id: _ident(f.name) for f in schema.fields}
         entries = ", ".join(
-            f"{f.field_id}: {{name: {_literal(f.name)}, type: {_literal(str(types[f.field_id]))}, "
+            f"{f.field_id}: {{name: {_literal(f.name)}, type: {_literal(types[f.field_id])}, "
             "default_value: NULL}"
             for f in schema.fields
         )
@@ -198,23 +219,23 @@ def select_sql(files: SnapshotFiles, schema: Any, by_field_id: bool = False) -> 
                 f"hive_partitioning = false{extra})"
             )
 
-    else:
-        stored = {f.field_id: _ident(make_compatible_name(f.name)) for f in schema.fields}
-        columns = ", ".join(f"{stored[f.field_id]} AS {_ident(f.name)}" for f in schema.fields)
-        typed = ", ".join(
-            f"CAST(NULL AS {types[f.field_id]}) AS {stored[f.field_id]}" for f in schema.fields
+        return refs, source
+
+    refs = {f.field_id: _ident(make_compatible_name(f.name)) for f in schema.fields}
+    typed = ", ".join(
+        f"CAST(NULL AS {types[f.field_id]}) AS {refs[f.field_id]}" for f in schema.fields
+    )
+
+    def by_name(paths: list[str], positions: bool) -> str:
+        extra = _POSITION_OPTIONS if positions else ""
+        typed_extra = _POSITION_COLUMNS if positions else ""
+        return (
+            f"(SELECT {typed}{typed_extra} WHERE false UNION ALL BY NAME SELECT * FROM "
+            f"read_parquet({_list(paths)}, union_by_name = true, hive_partitioning = false"
+            f"{extra}))"
         )
 
-        def source(paths: list[str], positions: bool) -> str:
-            extra = _POSITION_OPTIONS if positions else ""
-            typed_extra = _POSITION_COLUMNS if positions else ""
-            return (
-                f"(SELECT {typed}{typed_extra} WHERE false UNION ALL BY NAME SELECT * FROM "
-                f"read_parquet({_list(paths)}, union_by_name = true, hive_partitioning = false"
-                f"{extra}))"
-            )
-
-    return _with_deletes(files, columns, source)
+    return refs, by_name
 
 
 _POSITION_OPTIONS = f", filename = '{_FILE_COLUMN}', file_row_number = true"
@@ -223,9 +244,7 @@ _POSITION_COLUMNS = (
 )
 
 
-def _with_deletes(
-    files: SnapshotFiles, columns: str, source: Callable[[list[str], bool], str]
-) -> str:
+def _with_deletes(files: SnapshotFiles, columns: str, source: Source) -> str:
     """``SELECT columns`` over the clean files, and over the others minus their deletes."""
     parts = []
     clean = [p for p in files.data if p not in files.deletes]

@@ -6,7 +6,9 @@ query and re-plans only the tables whose metadata changed, so a new snapshot is 
 next query and an unchanged catalog costs one SQLite read. A view reads the snapshot's Parquet
 files (see :mod:`.scan`); a table DuckDB cannot read right is read by pyiceberg into a table of
 the internal ``zetl_internal`` database; a table that cannot be read at all becomes a view that
-raises the reason when queried, so it never breaks queries over the others.
+raises the reason when queried, so it never breaks queries over the others. With ``copies`` (see
+:mod:`.memory`), a table held in memory is a view over its in-memory copy instead, kept in step
+with each new snapshot at the refresh.
 
 :class:`SystemViews` registers the monitor's tables (``svv_integration``, ...) as plain views in
 DuckDB's ``main`` schema before each query that names one.
@@ -76,14 +78,16 @@ def schema_name(namespace: tuple[str, ...]) -> str:
 class CatalogViews:
     """One DuckDB view per Iceberg table, at the table's current snapshot."""
 
-    def __init__(self, catalog: Any, con: Any) -> None:
+    def __init__(self, catalog: Any, con: Any, copies: Any = None) -> None:
         self.catalog = catalog  # pyiceberg Catalog
         self.con = con
+        self.copies = copies  # a MemoryCopies, or None
         self._versions: dict[tuple[str, ...], str | None] = {}
         self._tables: dict[tuple[str, ...], Any] = {}
         self._schemas: set[str] = set()
-        #: How each view reads its table: "parquet", "parquet by field id: <why>",
-        #: "pyiceberg: <why>" or "error: <why>" (see :func:`.scan.read_mode`).
+        #: How each view reads its table: "memory", "memory by field id: <why>", "parquet",
+        #: "parquet by field id: <why>", "pyiceberg: <why>" or "error: <why>" (see
+        #: :func:`.scan.read_mode`); a Parquet path may end with a note on the memory copy.
         self.read_paths: dict[tuple[str, ...], str] = {}
 
     # -- the catalog's state ----------------------------------------------------------------
@@ -125,25 +129,44 @@ class CatalogViews:
             self._define(table_id, location)
             self._versions[table_id] = location
         for gone in set(self._versions) - set(tables):
-            view = f"{ident(schema_name(gone[:-1]))}.{ident(gone[-1])}"
-            self.con.execute(f"DROP VIEW IF EXISTS {view}")
+            self.con.execute(f"DROP VIEW IF EXISTS {_view(gone)}")
             self.con.execute(f"DROP TABLE IF EXISTS {INTERNAL}.main.{ident('.'.join(gone))}")
             for cache in (self._versions, self._tables, self.read_paths):
                 cache.pop(gone, None)
+            if self.copies is not None:
+                self.copies.forget(gone)
+        if self.copies is not None:
+            self._collect()
+
+    def _collect(self) -> None:
+        """Swap in the memory copies that finished since the last refresh."""
+        for table_id, path in self.copies.collect(self._tables, _view).items():
+            if path is None:  # the copy could not take over: back to Parquet
+                self._define(table_id, self._versions.get(table_id))
+            else:
+                self.read_paths[table_id] = path
 
     def _define(self, table_id: tuple[str, ...], location: str | None) -> None:
         key = ".".join(table_id)
+        view = _view(table_id)
+        table = None
         try:
             table = self._tables.get(table_id)
             if table is None or table.metadata_location != location:
                 table = self.catalog.load_table(table_id)
             self._tables[table_id] = table
+            if self.copies is not None:  # held in memory: apply the new snapshot there
+                memory = self.copies.update(table_id, table, view)
+                if memory is not None:
+                    self.read_paths[table_id] = memory
+                    return
             body, path = self._body(key, table)
         except Exception as exc:  # one unreadable table must not break queries over the others
             body = error_select(f"table {key} cannot be read: {exc}")
             path = f"error: {exc}"
-        view = f"{ident(schema_name(table_id[:-1]))}.{ident(table_id[-1])}"
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+        if self.copies is not None:
+            path = self.copies.consider(table_id, table, location, path)
         self.read_paths[table_id] = path
 
     def _body(self, key: str, table: Any) -> tuple[str, str]:
@@ -167,6 +190,11 @@ class CatalogViews:
         """The pyiceberg table at the metadata the view shows."""
         table = self._tables.get(table_id)
         return table if table is not None else self.catalog.load_table(table_id)
+
+
+def _view(table_id: tuple[str, ...]) -> str:
+    """The quoted DuckDB view of an Iceberg table."""
+    return f"{ident(schema_name(table_id[:-1]))}.{ident(table_id[-1])}"
 
 
 def _sql_catalog_state(
