@@ -275,3 +275,19 @@ def test_resource_policy_conditions(harness: Harness) -> None:
     )
     got = harness.call("glue", "get_resource_policy")
     assert got["PolicyHash"] == second["PolicyHash"]
+
+
+def test_delete_resource_policy(harness: Harness) -> None:
+    arn = harness.database()  # its own resource, so the shared catalog policy stays
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    put = harness.glue.put_resource_policy(ResourceArn=arn, PolicyInJson=policy)
+    with pytest.raises(ClientError) as exc:
+        harness.glue.delete_resource_policy(ResourceArn=arn, PolicyHashCondition="stale")
+    assert code(exc) == "ConditionCheckFailureException"
+    harness.call(
+        "glue", "delete_resource_policy", ResourceArn=arn, PolicyHashCondition=put["PolicyHash"]
+    )
+    with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
+        harness.glue.get_resource_policy(ResourceArn=arn)
+    with pytest.raises(harness.glue.exceptions.EntityNotFoundException):
+        harness.glue.delete_resource_policy(ResourceArn=arn)

@@ -57,6 +57,7 @@ class CatalogOperations:
             "DeleteConnection",
             "PutResourcePolicy",
             "GetResourcePolicy",
+            "DeleteResourcePolicy",
         }
     )
 
@@ -285,6 +286,21 @@ class CatalogOperations:
             "CreateTime": timestamp(doc["CreateTime"]),
             "UpdateTime": timestamp(doc["UpdateTime"]),
         }
+
+    def op_delete_resource_policy(self, p: dict[str, Any]) -> dict[str, Any]:
+        arn = p.get("ResourceArn") or glue_catalog_arn(self.cp.region, self.cp.account)
+        doc = self.cp.store.get_doc("resource_policies", arn)
+        if doc is None:
+            raise not_found(f"No resource policy is set on {arn}: nothing to delete.")
+        if p.get("PolicyHashCondition") and doc["PolicyHash"] != p["PolicyHashCondition"]:
+            raise AwsError(
+                "ConditionCheckFailureException",
+                "PolicyHashCondition does not match the current policy's hash; "
+                "get_resource_policy returns the current PolicyHash.",
+            )
+        self.cp.store.delete_doc("resource_policies", arn)
+        self.cp.on_change()  # integrations re-check their prerequisites
+        return {}
 
 
 def _hive_type(t: Any) -> str:
