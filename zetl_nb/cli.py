@@ -8,6 +8,7 @@ import decimal
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -265,25 +266,89 @@ def _text_table(names: list[str], types: list[Any], rows: list[tuple[Any, ...]])
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(home=args.home)
+    return run_demo(home=args.home, as_json=args.json)
 
 
-def _jupyter(args: argparse.Namespace) -> int:
-    notebooks = Path(args.notebooks).resolve()
-    env = dict(os.environ)
-    if args.home:
-        env["ZETL_HOME"] = str(Path(args.home).resolve())
+LAB_HELP = """\
+Start JupyterLab on the lab notebooks, bound to 127.0.0.1 only.
+
+Which notebooks: --notebooks DIR if given; else, in a source checkout (an editable install), the
+checkout's notebooks/ in place; else (an installed wheel) the packaged notebooks, copied into
+<home>/notebooks the first time — later runs keep the copies and your edits there.
+
+The home (--home, default $ZETL_HOME or ./.zetl) is created, and ZETL_HOME is set for the server
+and its kernels, so `zetl_nb.Lab()` in a notebook opens it. (The lab notebooks make temporary
+homes of their own, so they can be re-run from scratch.) Ctrl-C stops JupyterLab.
+"""
+
+
+def _lab(args: argparse.Namespace) -> int:
+    """Exec JupyterLab on the notebooks with ``ZETL_HOME`` set; loopback only."""
+    from .lab import default_home
+
+    home = (Path(args.home).expanduser() if args.home else default_home()).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    notebooks = _lab_notebooks(args.notebooks, home)
+    env = dict(os.environ, ZETL_HOME=str(home))
     cmd = [
         sys.executable,
         "-m",
         "jupyterlab",
-        f"--notebook-dir={notebooks}",
+        f"--ServerApp.root_dir={notebooks}",
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={args.port}",
-        "--no-browser",
     ]
-    os.execvpe(cmd[0], cmd, env)
-    return 0  # pragma: no cover - execvpe does not return
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses root unless told
+        cmd.append("--allow-root")
+    print(f"zetl-nb lab: notebooks {notebooks}, home {home} (ZETL_HOME)", flush=True)
+    os.execve(cmd[0], cmd, env)
+    return 0  # pragma: no cover - execve does not return
+
+
+def _lab_notebooks(explicit: str | None, home: Path) -> Path:
+    """The folder JupyterLab serves: ``explicit``, a checkout's ``notebooks/``, or the packaged
+    notebooks copied into ``<home>/notebooks`` (existing copies are kept, never overwritten)."""
+    from .core.errors import ZetlError
+
+    if explicit is not None:
+        folder = Path(explicit).expanduser().resolve()
+        if not folder.is_dir():
+            raise ZetlError(f"--notebooks {explicit}: no such directory.")
+        return folder
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout / "notebooks"
+    packaged = _packaged_notebooks()
+    if not packaged:
+        raise ZetlError(
+            "this installation has no lab notebooks (reinstall zetl_nb, or pass --notebooks DIR)."
+        )
+    folder = home / "notebooks"
+    folder.mkdir(exist_ok=True)
+    for source in packaged:
+        if not (folder / source.name).exists():
+            shutil.copyfile(source, folder / source.name)
+    return folder
+
+
+def _packaged_notebooks() -> list[Path]:
+    """The lab notebooks an installed wheel carries (``share/zetl_nb/notebooks/*.ipynb``, the
+    ``data-files`` of pyproject.toml), wherever the install scheme put them."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("zetl_nb")
+    except metadata.PackageNotFoundError:
+        return []
+    found = []
+    for entry in dist.files or []:
+        if entry.name.endswith(".ipynb") and "share/zetl_nb/notebooks" in entry.as_posix():
+            path = Path(str(dist.locate_file(entry))).resolve()
+            if path.is_file():
+                found.append(path)
+    return sorted(found, key=lambda p: p.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zetl-nb", description="zero-ETL in a notebook: local AWS zero-ETL integrations."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the demo end to end on embedded defaults")
-    p.add_argument("--home", help="Lab home to use (default: a fresh temporary directory)")
+    p = sub.add_parser(
+        "demo", help="run the sentiment-analysis lab end to end on embedded defaults"
+    )
+    p.add_argument("--home", help="a new Lab home to use (default: a fresh temporary directory)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON object on stdout (progress goes to stderr)",
+    )
     p.set_defaults(func=_demo)
     p = sub.add_parser("serve", help="serve the local AWS endpoint (Glue, RDS, DynamoDB, ...)")
     p.add_argument("--home", help="Lab home (default $ZETL_HOME or ./.zetl)")
@@ -326,11 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--home", help="Lab home (default $ZETL_HOME or ./.zetl)")
     p.set_defaults(func=_status)
-    p = sub.add_parser("lab", help="start JupyterLab on the lab notebooks (loopback only)")
-    p.add_argument("--home", help="Lab home the notebooks use (sets ZETL_HOME)")
-    p.add_argument("--notebooks", default="notebooks", help="notebook directory")
-    p.add_argument("--port", type=int, default=8888)
-    p.set_defaults(func=_jupyter)
+    p = sub.add_parser(
+        "lab",
+        help="start JupyterLab on the lab notebooks (127.0.0.1 only)",
+        description=LAB_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--home", help="Lab home, set as ZETL_HOME (default $ZETL_HOME or ./.zetl)")
+    p.add_argument("--port", type=int, default=8888, help="port (0: any free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--notebooks", help="serve this folder instead of the lab notebooks")
+    p.set_defaults(func=_lab)
     return parser
 
 
