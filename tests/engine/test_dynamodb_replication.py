@@ -262,8 +262,10 @@ def test_stream_records_older_than_the_scan_are_not_applied_again(lab: Lab) -> N
 def test_records_written_just_before_the_copy_count_once(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A wide hand-off margin puts every record of this test inside the replay window.
+    # A wide hand-off margin puts every record of this test inside the replay window, and the
+    # stream reads them all again (as after a restart: no LATEST iterators from the copy).
     monkeypatch.setattr(dynamodb_source, "HANDOFF_MARGIN_S", 60.0)
+    monkeypatch.setattr(dynamodb_source, "ITERATOR_FRESH_S", 0.0)
     name, table_arn = make_table(lab, items=10)
     ddb = lab.client("dynamodb")
     ddb.put_item(TableName=name, Item=item(0, price=7.0))
@@ -343,3 +345,14 @@ def test_partition_spec_changes_resync_only_when_they_conflict(lab: Lab) -> None
     assert "ResyncInitiated" in states
     assert [str(f.transform) for f in iceberg_table(lab, name).spec().fields] == ["month"]
     assert len(rows(lab, name)) == 1
+
+
+def test_the_stream_after_a_copy_skips_the_backlog_the_copy_holds(lab: Lab) -> None:
+    name, table_arn = make_table(lab, items=25)  # 25 stream records before the copy
+    arn = integrate(lab, table_arn)
+    sync(lab, arn)
+    reader = lab.engine.runners[arn]._stream_obj.reader
+    assert reader.records_read == 0  # started at LATEST, not at TRIM_HORIZON
+    lab.client("dynamodb").put_item(TableName=name, Item=item(99))
+    sync(lab, arn)
+    assert reader.records_read == 1 and len(rows(lab, name)) == 26

@@ -37,7 +37,7 @@ from ..core.changes import ChangeBatch, Column, TableId, TableSchema, TableState
 from ..core.prerequisites import Problem
 from .base import SourceError
 from .dynamodb import check_prerequisites, table_exists
-from .dynamodb_stream import ShardReader, ShardTree
+from .dynamodb_stream import ShardReader, ShardTree, start_here
 
 if TYPE_CHECKING:
     from .base import ChangeStream, SnapshotReader
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Scan-start margin: ApproximateCreationDateTime may be rounded down (to the second on AWS).
 HANDOFF_MARGIN_S = 1.0
+#: Shard iterators expire after 15 minutes; one older than this is not used.
+ITERATOR_FRESH_S = 600.0
 SCAN_SEGMENTS = 4
 #: AWS's bounds of an incremental export's window (ExportFromTime to ExportToTime).
 MIN_EXPORT_SECONDS = 15 * 60.0
@@ -90,6 +92,8 @@ class DynamoDBSource:
         #: UnnestSpec and PartitionSpec from the table properties; ``version`` counts changes.
         self.mode, self.partition_spec = self._config()
         self.version = 0
+        #: (hand-off seq, LATEST iterators per open shard, monotonic time) from the last copy.
+        self.handoff_iterators: tuple[int, dict[str, str], float] | None = None
         self.refresh_seconds = refresh_seconds
         #: RefreshInterval of 1440 minutes or more: a refresh applies its changes as sequential
         #: batches of one day each (on the Lab clock), as AWS does (an incremental export spans
@@ -324,11 +328,14 @@ class _ScanSnapshot:
         self.source = source
         started = time.time()
         self.seq = int((started - HANDOFF_MARGIN_S) * 1e6)
+        tree, iterators = start_here(source.streams, stream_arn)
         self.position: Mapping[str, Any] = {
-            **ShardTree(stream_arn).to_position(),
+            **tree.to_position(),
             "seq": self.seq,
             "handoff": self.seq,  # records at or before this are in the scan
         }
+        # For the stream that follows this copy in this process: skip the backlog it holds.
+        source.handoff_iterators = (self.seq, iterators, time.monotonic())
         source.discover(None)  # key columns first in the schema
         keys = source._keys or []
         tables = [source._to_arrow(items, keys) for items in source.scan_pages() if items]
@@ -423,9 +430,11 @@ class _Stream:
     def __init__(self, source: DynamoDBSource, position: Mapping[str, Any]) -> None:
         self.source = source
         arn = source._stream_arn()
-        self.reader = ShardReader(source.streams, ShardTree.from_position(position, arn))
         self._seq = int(position.get("seq", 0))
         self._handoff = int(position.get("handoff", 0))
+        self.reader = ShardReader(
+            source.streams, ShardTree.from_position(position, arn), self._handoff_iterators()
+        )
         self._replay = int(position.get("replay", 0))
         self._window_from = max(self._seq, self._handoff)  # where the first day window starts
         self._position = self._at()
@@ -433,6 +442,15 @@ class _Stream:
         self._version = source.version
         self._clock = RefreshClock(source)
         self._sent: int | None = 0  # nothing delivered yet (None would mean "unknown")
+
+    def _handoff_iterators(self) -> dict[str, str] | None:
+        """The LATEST iterators the copy this stream follows took, while they are fresh."""
+        hint, self.source.handoff_iterators = self.source.handoff_iterators, None
+        if hint is None:
+            return None
+        handoff, iterators, taken = hint
+        fresh = time.monotonic() - taken < ITERATOR_FRESH_S
+        return iterators if handoff == self._handoff and fresh else None
 
     @property
     def position(self) -> Mapping[str, Any]:

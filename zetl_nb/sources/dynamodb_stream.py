@@ -38,17 +38,64 @@ class ShardTree:
         return cls(stream_arn, dict(position.get("shards") or {}))
 
 
-class ShardReader:
-    """Reads records from a stream's shards in lineage order; one reader per stream."""
+def start_here(streams: Any, stream_arn: str) -> tuple[ShardTree, dict[str, str]]:
+    """Where the stream stands now, for a copy about to start.
 
-    def __init__(self, streams: Any, tree: ShardTree) -> None:
+    Closed shards are finished (every record in them precedes now, so the copy holds it); each
+    open shard gets a ``LATEST`` iterator, which reads only records written after now. Iterators
+    are not positions: they live 15 minutes and only in memory, so a shard read without one (a
+    restart, an expired iterator) starts at ``TRIM_HORIZON`` and the hand-off filter drops what
+    the copy holds. Without this, the first refresh after a copy re-read the stream's whole
+    24-hour backlog only to drop it (~1.5 ms a record on the embedded endpoint).
+    """
+    tree = ShardTree(stream_arn)
+    iterators: dict[str, str] = {}
+    for shard in describe_shards(streams, stream_arn):
+        sid = shard["ShardId"]
+        if shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber"):
+            tree.checkpoint[sid] = DONE
+            continue
+        it = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=sid, ShardIteratorType="LATEST"
+        ).get("ShardIterator")
+        if it:
+            iterators[sid] = it
+    return tree, iterators
+
+
+def describe_shards(streams: Any, stream_arn: str) -> list[dict[str, Any]]:
+    """Every shard of the stream (``DescribeStream``, paginated)."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    while True:
+        desc = streams.describe_stream(**kwargs)["StreamDescription"]
+        shards.extend(desc.get("Shards", []))
+        last = desc.get("LastEvaluatedShardId")
+        if not last:
+            return shards
+        kwargs["ExclusiveStartShardId"] = last
+
+
+class ShardReader:
+    """Reads records from a stream's shards in lineage order; one reader per stream.
+
+    ``iterators`` (from :func:`start_here`) start shards that have no checkpoint yet.
+    """
+
+    def __init__(
+        self, streams: Any, tree: ShardTree, iterators: Mapping[str, str] | None = None
+    ) -> None:
         self.streams = streams
         self.tree = tree
-        self._iterators: dict[str, str] = {}
+        self._iterators: dict[str, str] = {
+            sid: it for sid, it in (iterators or {}).items() if sid not in tree.checkpoint
+        }
         #: Monotonic time when every open shard was last read to its current end.
         self.drained_at: float | None = None
         #: Whether the last ``read`` reached the current end of every shard.
         self.drained = False
+        #: Records read so far (a copy's backlog skipped by ``start_here`` is not read at all).
+        self.records_read = 0
 
     def read(self, max_records: int) -> list[dict[str, Any]]:
         """Up to about ``max_records`` records, parents' records before their children's."""
@@ -83,15 +130,7 @@ class ShardReader:
         return ready
 
     def _describe(self) -> list[dict[str, Any]]:
-        shards: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"StreamArn": self.tree.stream_arn}
-        while True:
-            desc = self.streams.describe_stream(**kwargs)["StreamDescription"]
-            shards.extend(desc.get("Shards", []))
-            last = desc.get("LastEvaluatedShardId")
-            if not last:
-                return shards
-            kwargs["ExclusiveStartShardId"] = last
+        return describe_shards(self.streams, self.tree.stream_arn)
 
     def _read_shard(self, shard: dict[str, Any], limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Records of one shard; whether it was read to its current end."""
@@ -109,6 +148,7 @@ class ShardReader:
                 raise _lost(sid, exc) from exc
             records = page.get("Records", [])
             out.extend(records)
+            self.records_read += len(records)
             if records:
                 self.tree.checkpoint[sid] = records[-1]["dynamodb"]["SequenceNumber"]
             iterator = page.get("NextShardIterator")
