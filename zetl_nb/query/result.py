@@ -21,7 +21,6 @@ from typing import Any
 from ..core.errors import MissingDependencyError
 
 _HTML_ROWS = 20
-_HTML_CELL = 80
 
 
 class Result:
@@ -144,16 +143,13 @@ class Result:
 
     def _repr_html_(self) -> str:
         """A notebook table of the first rows (does not move the fetch position)."""
+        from ..core.htmltable import table
+
         head = self.arrow.slice(0, _HTML_ROWS)
         cols = [c.to_pylist() for c in head.columns]
-        header = "".join(
-            f"<th>{html.escape(f.name)}<br><small>{html.escape(str(f.type))}</small></th>"
-            for f in self.arrow.schema
-        )
-        body = "".join(
-            "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-            for row in zip(*cols, strict=True)
-        )
+        rows = list(zip(*cols, strict=True)) if cols else []
+        fields = list(self.arrow.schema)
+        grid = table([f.name for f in fields], rows, types=[str(f.type) for f in fields])
         more = f" (first {_HTML_ROWS} shown)" if self.rowcount > _HTML_ROWS else ""
         caption = (
             f"{self.rowcount} rows, {self.arrow.num_columns} columns{more}, "
@@ -162,16 +158,4 @@ class Result:
         notes = [self.llm.summary()] if self.llm is not None else []
         notes += [f"Notice: {n}" for n in self.notices]
         extra = "".join(f"<br>{html.escape(n)}" for n in notes)
-        return (
-            f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
-            f"<p><small>{html.escape(caption)}{extra}</small></p>"
-        )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "<i>NULL</i>"
-    text = str(value)
-    if len(text) > _HTML_CELL:
-        text = text[: _HTML_CELL - 1] + "…"
-    return html.escape(text)
+        return f"{grid}<p><small>{html.escape(caption)}{extra}</small></p>"

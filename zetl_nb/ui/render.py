@@ -5,13 +5,16 @@ Pure functions of plain data (no ipywidgets), so what a widget shows is testable
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..core.htmltable import cell, esc, table
 
 if TYPE_CHECKING:
     from .fixit import FixIt
+
+__all__ = ["BADGE_COLORS", "badge", "cell", "esc", "progress_bar", "sparkline", "table"]
 
 #: Status → badge colour (the console's: green healthy, blue busy, amber attention, red failed).
 BADGE_COLORS = {
@@ -24,12 +27,6 @@ BADGE_COLORS = {
     "DELETING": "#5f6b7a",
     "DELETED": "#5f6b7a",
 }
-_CELL = 80
-
-
-def esc(value: Any) -> str:
-    """HTML-escaped text of ``value``."""
-    return html.escape(str(value))
 
 
 def badge(status: str) -> str:
@@ -45,38 +42,6 @@ def progress_bar(fraction: float | None, label: str) -> str:
     """An HTML progress bar (indeterminate when ``fraction`` is None)."""
     value = "" if fraction is None else f' value="{fraction:.3f}" max="1"'
     return f'<progress{value} style="width:120px"></progress> <small>{esc(label)}</small>'
-
-
-def table(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    raw: bool = False,
-    caption: str = "",
-    types: Sequence[str] | None = None,
-) -> str:
-    """An HTML table; cells escaped and shortened unless ``raw`` (cells are HTML already)."""
-    head = "".join(
-        f"<th>{esc(c)}" + (f"<br><small>{esc(types[i])}</small>" if types else "") + "</th>"
-        for i, c in enumerate(columns)
-    )
-    body = "".join(
-        "<tr>" + "".join(f"<td>{v if raw else cell(v)}</td>" for v in row) + "</tr>" for row in rows
-    )
-    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (
-        f'<table class="zetl-table" style="border-collapse:collapse">{cap}'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
-
-
-def cell(value: Any) -> str:
-    """One value as table text: NULL in italics, long values shortened."""
-    if value is None:
-        return "<i>NULL</i>"
-    text = str(value)
-    if len(text) > _CELL:
-        text = text[: _CELL - 1] + "…"
-    return esc(text)
 
 
 def sparkline(
