@@ -288,7 +288,7 @@ class ControlPlane:
             old = integ.state
             integ.status = S.MODIFYING.value
             self.store.put_integration(integ, record_state=True)
-        self._announce(integ, old)
+            self._announce(integ, old)  # under the lock: events in the order of the changes
         return integ
 
     def delete(self, face: Face, identifier: str) -> Integration:
@@ -299,7 +299,7 @@ class ControlPlane:
             old = integ.state
             integ.status = S.DELETING.value
             self.store.put_integration(integ, record_state=True)
-        self._announce(integ, old)
+            self._announce(integ, old)  # under the lock: events in the order of the changes
         return integ
 
     # -- engine side --------------------------------------------------------------------------
@@ -328,8 +328,8 @@ class ControlPlane:
                 self.store.delete_integration(current)
             else:
                 self.store.put_integration(current, record_state=old != new)
-        if old != new:
-            self._announce(current, old)
+            if old != new:  # under the lock: a request's change cannot be announced first
+                self._announce(current, old)
 
     def problems(self, integ: Integration) -> list[Problem]:
         source = parse_source(integ.source_arn, self.account, self.region)
